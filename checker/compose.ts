@@ -1,0 +1,50 @@
+// Turning machines into the transition system the explorer walks.
+// One machine: its states. Several: the synchronous product over shared event types (an event is
+// enabled when every machine whose alphabet has its type can take it, as CSP/BEEM handshakes do).
+
+import type { DmMachine, MState } from './machine.js';
+import type { Ev, System } from './model.js';
+
+/** Canonical key of a machine state: region values then the context as JSON. */
+export function machineKey<C>(s: MState<C>): string {
+  return s.value.join('|') + '#' + JSON.stringify(s.context);
+}
+
+export function machineSystem<C, E extends Ev>(
+  m: DmMachine<C, E>,
+  events: (s: MState<C>) => readonly E[],
+  initial: MState<C> = m.initial(),
+  key: (s: MState<C>) => string = machineKey,
+): System<MState<C>, E> {
+  return {
+    initial: () => [initial],
+    events,
+    step: (s, e) => m.step(s, e),
+    key,
+  };
+}
+
+export type ProductState = readonly MState<unknown>[];
+
+export function productSystem<E extends Ev>(
+  machines: readonly DmMachine<unknown, E>[],
+  events: (s: ProductState) => readonly E[],
+): System<ProductState, E> {
+  return {
+    initial: () => [machines.map((m) => m.initial())],
+    events,
+    step: (s, e) => {
+      let out: MState<unknown>[] | null = null;
+      for (let i = 0; i < machines.length; i++) {
+        const m = machines[i]!;
+        if (!m.handles(e.type)) continue;
+        const next = m.step(s[i]!, e);
+        if (next === null) return null;
+        out ??= s.slice();
+        out[i] = next;
+      }
+      return out;
+    },
+    key: (s) => s.map(machineKey).join('||'),
+  };
+}

@@ -1,0 +1,198 @@
+// The model interface: what a protocol hands to the engine. Nothing in checker/ knows any protocol;
+// a protocol adds spec/, machines/, impl/, properties/ and registers one Model in properties/registry.ts.
+
+/** Every event is a plain JSON object with a `type`; parameters are further fields. */
+export interface Ev {
+  readonly type: string;
+  readonly [param: string]: Json | undefined;
+}
+
+export type Json = null | boolean | number | string | readonly Json[] | { readonly [k: string]: Json | undefined };
+
+/** Which kernel a run models, and which seeded bug (if any) is switched on. */
+export interface Variant {
+  readonly profile: string;
+  readonly mutant: string | null;
+}
+
+/** Named, numeric bounds of a model instance (e.g. devices=1, readers=2). */
+export type Bounds = Readonly<Record<string, number>>;
+
+export interface BoundSpec {
+  readonly default: number;
+  readonly min: number;
+  readonly max: number;
+  readonly describe: string;
+}
+
+/**
+ * A checked property over one state. `check` returns null when it holds, or a sentence saying what
+ * is wrong in this state. `spec` names the rule(s) of spec/<protocol>.md it checks.
+ */
+export interface Invariant<S> {
+  readonly spec: readonly string[];
+  readonly name: string;
+  readonly check: (s: S) => string | null;
+}
+
+/** The transition system the explorer walks. `step` returns null when the event is disabled. */
+export interface System<S, E extends Ev> {
+  readonly initial: () => readonly S[];
+  /** Candidate events in `s` (the alphabet instances worth trying); disabled ones are allowed. */
+  readonly events: (s: S) => readonly E[];
+  readonly step: (s: S, e: E) => S | null;
+  /** Canonical key: equal keys mean equal states. */
+  readonly key: (s: S) => string;
+}
+
+/** A seeded bug modelled on a real kernel fix. */
+export interface MutantInfo {
+  readonly id: string;
+  readonly title: string;
+  /** Kernel commit or reference that fixed the real bug. */
+  readonly fix: string;
+  /** The spec rules it breaks. */
+  readonly breaks: readonly string[];
+  /** Which engines must find it. */
+  readonly killedBy: readonly ('explore' | 'lockstep')[];
+}
+
+/**
+ * A defect the profile ships with (not seeded): under `profile` the checker must find a violation of
+ * `breaks`; under the fixed profile the same rules must hold.
+ */
+export interface ShippedDefect {
+  readonly id: string;
+  readonly title: string;
+  readonly profile: string;
+  readonly fix: string;
+  readonly breaks: readonly string[];
+  readonly killedBy: readonly ('explore' | 'lockstep')[];
+  /** Bounds that reach it, if not the defaults. */
+  readonly bounds?: Bounds;
+}
+
+/**
+ * Engine operators a model may expose. The model only says what the durable/volatile split is; the
+ * engine enumerates which subset of volatile writes a crash keeps.
+ */
+export interface CrashSurface<S> {
+  /** Number of writes issued but not yet made durable by a flush, in issue order. */
+  readonly volatileWrites: (s: S) => number;
+  /** Whether the write at that index may be torn (only its first sector lands). */
+  readonly tearable?: (s: S, index: number) => boolean;
+  /** The state after a power cut that keeps exactly `keep` of the volatile writes (and tears `torn`). */
+  readonly crash: (s: S, keep: readonly number[], torn: number | null) => S;
+}
+
+export interface FaultSurface<S> {
+  /** Fault sites that may be armed now (e.g. "metadata write to block 7"). */
+  readonly sites: (s: S) => readonly string[];
+  readonly inject: (s: S, site: string) => S;
+}
+
+/** How an implementation is driven in lockstep and in replay. */
+export interface ImplAdapter<E extends Ev> {
+  /** A fresh implementation under this variant. `gate` is the engine's scheduler hook (see Gate). */
+  readonly create: (variant: Variant, bounds: Bounds, gate: Gate<E>) => ImplHandle<E>;
+  /**
+   * External events are commands the environment issues (ioctl, message, bio). Internal events are
+   * steps the implementation takes by itself; it announces each through the gate before doing it.
+   */
+  readonly isExternal: (e: E) => boolean;
+}
+
+export interface ImplHandle<E extends Ev> {
+  /** Issue an external event. For an async impl the returned promise may settle later. */
+  readonly apply: (e: E) => void | Promise<unknown>;
+  /** The observable state to compare with the machine's projection. */
+  readonly project: () => Json;
+  /** Invariants that only the implementation can judge (e.g. on-disk format). Null = fine. */
+  readonly selfCheck?: () => { readonly spec: readonly string[]; readonly message: string } | null;
+}
+
+/**
+ * An async implementation awaits `gate.step(e)` before each atomic step `e` of its own. The engine
+ * decides when it proceeds (fast-check's scheduler in lockstep, the recorded trace in replay) and
+ * records `e` in the trace at that moment.
+ */
+export interface Gate<E extends Ev> {
+  readonly step: (e: E) => Promise<void>;
+}
+
+/** One bounded instance of a protocol, under one variant. */
+export interface Instance<S, E extends Ev> {
+  readonly system: System<S, E>;
+  readonly invariants: readonly Invariant<S>[];
+  /** Progress target for the AG EF check; absent means no progress check. */
+  readonly quiescent?: (s: S) => boolean;
+  /** States with no enabled event that are fine to end in. Default: quiescent states. */
+  readonly validEnd?: (s: S) => boolean;
+  /** A short human line for the state (used by replay and diagrams). */
+  readonly describe: (s: S) => string;
+  /** The abstract state value (grouping key for state-graph diagrams and per-state coverage). */
+  readonly valueOf: (s: S) => string;
+  /** Observable projection compared with the impl in lockstep. */
+  readonly project?: (s: S) => Json;
+  readonly crash?: CrashSurface<S>;
+  readonly fault?: FaultSurface<S>;
+}
+
+export interface Model<S, E extends Ev> {
+  readonly id: string;
+  readonly title: string;
+  /** spec/<file>.md that holds the rules this model checks. */
+  readonly spec: string;
+  readonly profiles: readonly string[];
+  readonly defaultProfile: string;
+  readonly bounds: Readonly<Record<string, BoundSpec>>;
+  readonly mutants: readonly MutantInfo[];
+  readonly shipped: readonly ShippedDefect[];
+  /** The XState machines of this model, for diagrams (see checker/machine.ts). */
+  readonly machines: readonly DiagramSource[];
+  readonly instance: (bounds: Bounds, variant: Variant) => Instance<S, E>;
+  readonly impl?: ImplAdapter<E>;
+  /** Events the lockstep runner may issue in state s (defaults to external enabled events). */
+  readonly commands?: (s: S, bounds: Bounds) => readonly E[];
+}
+
+/** Anything diagrams can draw as a statechart. */
+export interface DiagramSource {
+  readonly id: string;
+  readonly statechart: () => StatechartShape;
+}
+
+export interface StatechartShape {
+  readonly id: string;
+  readonly regions: readonly {
+    readonly name: string;
+    readonly initial: string;
+    readonly states: readonly string[];
+    readonly transitions: readonly { readonly from: string; readonly to: string; readonly label: string }[];
+  }[];
+}
+
+// Models are registered with their concrete S and E erased; the engine only passes values through.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- not used: kept as unknown below
+export type AnyModel = Model<unknown, Ev>;
+
+export function boundsWithDefaults(model: { bounds: Readonly<Record<string, BoundSpec>> }, given: Bounds = {}): Bounds {
+  const out: Record<string, number> = {};
+  for (const [k, spec] of Object.entries(model.bounds)) out[k] = spec.default;
+  for (const [k, v] of Object.entries(given)) {
+    const spec = model.bounds[k];
+    if (!spec) {
+      throw new UsageError(`unknown bound '${k}'; this model takes: ${Object.keys(model.bounds).join(', ') || '(none)'}`);
+    }
+    if (!Number.isInteger(v) || v < spec.min || v > spec.max) {
+      throw new UsageError(`bound ${k}=${v} is out of range: ${spec.describe}, an integer from ${spec.min} to ${spec.max}`);
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+/** Bad input from the user: the CLI prints the message and exits 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
