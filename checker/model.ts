@@ -100,6 +100,12 @@ export interface ImplAdapter<E extends Ev> {
    * steps the implementation takes by itself; it announces each through the gate before doing it.
    */
   readonly isExternal: (e: E) => boolean;
+  /**
+   * True when the impl runs internal steps asynchronously through the Gate; the lockstep runner then
+   * interleaves them with fast-check's scheduler. An async impl must perform an external event's own
+   * effect synchronously inside `apply`, before its first await.
+   */
+  readonly async?: boolean;
 }
 
 export interface ImplHandle<E extends Ev> {
@@ -117,7 +123,12 @@ export interface ImplHandle<E extends Ev> {
  * records `e` in the trace at that moment.
  */
 export interface Gate<E extends Ev> {
-  readonly step: (e: E) => Promise<void>;
+  /**
+   * Resolves true when the impl may take step `e` now. With `ready`, the step is only taken if
+   * `ready()` still holds at the moment the engine releases it (a condition another thread can undo,
+   * like `md->holders == 0`); otherwise it resolves false and the impl waits and asks again.
+   */
+  readonly step: (e: E, ready?: () => boolean) => Promise<boolean>;
 }
 
 /** One bounded instance of a protocol, under one variant. */
@@ -126,6 +137,8 @@ export interface Instance<S, E extends Ev> {
   readonly invariants: readonly Invariant<S>[];
   /** Progress target for the AG EF check; absent means no progress check. */
   readonly quiescent?: (s: S) => boolean;
+  /** The spec rules the progress check stands for (e.g. a liveness rule). */
+  readonly progressSpec?: readonly string[];
   /** States with no enabled event that are fine to end in. Default: quiescent states. */
   readonly validEnd?: (s: S) => boolean;
   /** A short human line for the state (used by replay and diagrams). */
@@ -173,8 +186,12 @@ export interface StatechartShape {
 }
 
 // Models are registered with their concrete S and E erased; the engine only passes values through.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- not used: kept as unknown below
 export type AnyModel = Model<unknown, Ev>;
+
+/** Erase a model's state and event types for the registry (the engine never inspects them). */
+export function asModel<S, E extends Ev>(m: Model<S, E>): AnyModel {
+  return m as unknown as AnyModel;
+}
 
 export function boundsWithDefaults(model: { bounds: Readonly<Record<string, BoundSpec>> }, given: Bounds = {}): Bounds {
   const out: Record<string, number> = {};

@@ -1,0 +1,273 @@
+// Exhaustive breadth-first explorer. Checks every invariant on every reachable state, detects
+// deadlocks, checks AG EF quiescent (from every reachable state a quiescent state stays reachable)
+// and returns the shortest path to the first violation of each kind. Limits stop it with the result
+// marked incomplete, never silently.
+
+import type { Ev, Instance } from './model.js';
+import { defaultOperatorOptions, isOperatorEvent, withOperators, type OperatorOptions } from './operators.js';
+
+export interface ExploreOptions {
+  readonly maxStates?: number;
+  readonly maxSeconds?: number;
+  /** Keep exploring after a violation (collects the first violation of each property). */
+  readonly allViolations?: boolean;
+  readonly checkDeadlock?: boolean;
+  readonly checkProgress?: boolean;
+  /** Keep the edge list (needed for the progress check and state-graph diagrams). */
+  readonly keepGraph?: boolean;
+  readonly operators?: OperatorOptions;
+  /** Called about every 250 ms with the running counts. */
+  readonly onProgress?: (p: { states: number; transitions: number; depth: number; seconds: number }) => void;
+}
+
+export type ViolationKind = 'invariant' | 'deadlock' | 'progress';
+
+export interface Violation {
+  readonly kind: ViolationKind;
+  readonly property: string;
+  readonly spec: readonly string[];
+  readonly message: string;
+  /** Events from the initial state `initialIndex` to the violating state. */
+  readonly path: readonly Ev[];
+  readonly initialIndex: number;
+}
+
+export interface ExploreResult {
+  readonly complete: boolean;
+  /** Why it stopped early, if it did. */
+  readonly stopped: null | 'violation' | 'max-states' | 'max-seconds';
+  readonly crashSubsetsTruncated: boolean;
+  readonly states: number;
+  readonly transitions: number;
+  readonly depth: number;
+  readonly seconds: number;
+  readonly violations: readonly Violation[];
+  /** Per event type: how many enabled transitions carried it. */
+  readonly eventCoverage: Readonly<Record<string, number>>;
+  /** Per abstract state value: how many distinct states have it. */
+  readonly valueCoverage: Readonly<Record<string, number>>;
+  readonly graph?: ExploredGraph;
+}
+
+export interface ExploredGraph {
+  readonly values: readonly string[];
+  readonly edgeFrom: Int32Array;
+  readonly edgeTo: Int32Array;
+  readonly edgeType: readonly string[];
+  readonly initial: readonly number[];
+}
+
+class IntList {
+  data = new Int32Array(1024);
+  length = 0;
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = new Int32Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+  view(): Int32Array {
+    return this.data.subarray(0, this.length);
+  }
+}
+
+// A JS Map holds at most 2^24 entries.
+const MAP_LIMIT = 16_000_000;
+
+export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): ExploreResult {
+  const sys = withOperators(inst, opts.operators ?? defaultOperatorOptions);
+  const maxStates = Math.min(opts.maxStates ?? 5_000_000, MAP_LIMIT);
+  const deadline = opts.maxSeconds !== undefined ? Date.now() + opts.maxSeconds * 1000 : Infinity;
+  const checkProgress = (opts.checkProgress ?? true) && inst.quiescent !== undefined;
+  const keepGraph = (opts.keepGraph ?? false) || checkProgress;
+  const checkDeadlock = opts.checkDeadlock ?? true;
+  const validEnd = inst.validEnd ?? inst.quiescent ?? (() => false);
+
+  const t0 = performance.now();
+  const index = new Map<string, number>();
+  const states: S[] = [];
+  const parent = new IntList();
+  const parentEvent: (Ev | null)[] = [];
+  const depthOf = new IntList();
+  const edgeFrom = new IntList();
+  const edgeTo = new IntList();
+  const edgeType: string[] = [];
+  const eventCoverage: Record<string, number> = {};
+  const valueCoverage: Record<string, number> = {};
+  const violations: Violation[] = [];
+  const violated = new Set<string>();
+  const initialIdx: number[] = [];
+  let transitions = 0;
+  let stopped: ExploreResult['stopped'] = null;
+  let lastReport = t0;
+
+  const pathTo = (i: number): { path: Ev[]; initialIndex: number } => {
+    const path: Ev[] = [];
+    let cur = i;
+    while (parent.data[cur]! >= 0) {
+      path.push(parentEvent[cur]!);
+      cur = parent.data[cur]!;
+    }
+    path.reverse();
+    return { path, initialIndex: initialIdx.indexOf(cur) };
+  };
+
+  const record = (kind: ViolationKind, property: string, spec: readonly string[], message: string, at: number): boolean => {
+    if (violated.has(property)) return false;
+    violated.add(property);
+    violations.push({ kind, property, spec, message, ...pathTo(at) });
+    return !opts.allViolations;
+  };
+
+  const add = (s: S, from: number, e: Ev | null): number => {
+    const k = sys.key(s);
+    const seen = index.get(k);
+    if (seen !== undefined) return seen;
+    const i = states.length;
+    index.set(k, i);
+    states.push(s);
+    parent.push(from);
+    parentEvent.push(e);
+    depthOf.push(from >= 0 ? depthOf.data[from]! + 1 : 0);
+    const v = inst.valueOf(s);
+    valueCoverage[v] = (valueCoverage[v] ?? 0) + 1;
+    return i;
+  };
+
+  const checkState = (i: number): boolean => {
+    const s = states[i]!;
+    for (const inv of inst.invariants) {
+      if (violated.has(inv.name)) continue;
+      const msg = inv.check(s);
+      if (msg !== null && record('invariant', inv.name, inv.spec, msg, i)) return true;
+    }
+    return false;
+  };
+
+  for (const s of sys.initial()) {
+    const before = states.length;
+    const i = add(s, -1, null);
+    if (states.length > before) initialIdx.push(i);
+  }
+
+  let head = 0;
+  outer: {
+    for (let i = 0; i < states.length; i++) {
+      if (checkState(i)) {
+        stopped = 'violation';
+        break outer;
+      }
+    }
+    while (head < states.length) {
+      if (states.length >= maxStates) {
+        stopped = 'max-states';
+        break;
+      }
+      const now = performance.now();
+      if (now - lastReport > 250) {
+        lastReport = now;
+        if (Date.now() > deadline) {
+          stopped = 'max-seconds';
+          break;
+        }
+        opts.onProgress?.({ states: states.length, transitions, depth: depthOf.data[head]!, seconds: (now - t0) / 1000 });
+      }
+      const i = head++;
+      const s = states[i]!;
+      let protocolMoves = 0;
+      for (const e of sys.events(s)) {
+        const next = sys.step(s, e);
+        if (next === null) continue;
+        transitions++;
+        if (!isOperatorEvent(e)) protocolMoves++;
+        eventCoverage[e.type] = (eventCoverage[e.type] ?? 0) + 1;
+        const before = states.length;
+        const j = add(next, i, e);
+        if (keepGraph) {
+          edgeFrom.push(i);
+          edgeTo.push(j);
+          edgeType.push(e.type);
+        }
+        if (states.length > before && checkState(j)) {
+          stopped = 'violation';
+          break outer;
+        }
+      }
+      if (checkDeadlock && protocolMoves === 0 && !validEnd(s)) {
+        if (record('deadlock', 'deadlock', [], `no event is enabled in ${inst.describe(s)}`, i)) {
+          stopped = 'violation';
+          break;
+        }
+      }
+    }
+  }
+
+  const complete = stopped === null;
+  if (checkProgress && stopped === null) {
+    const bad = progressViolation(states.length, edgeFrom.view(), edgeTo.view(), (i) => inst.quiescent!(states[i]!));
+    if (bad >= 0) {
+      record('progress', 'progress', inst.progressSpec ?? [], `no quiescent state is reachable from ${inst.describe(states[bad]!)}`, bad);
+    }
+  }
+
+  let depth = 0;
+  for (let i = 0; i < depthOf.length; i++) depth = Math.max(depth, depthOf.data[i]!);
+  const seconds = (performance.now() - t0) / 1000;
+  const result: ExploreResult = {
+    complete: complete && !sys.truncatedCrashes(),
+    stopped,
+    crashSubsetsTruncated: sys.truncatedCrashes(),
+    states: states.length,
+    transitions,
+    depth,
+    seconds,
+    violations,
+    eventCoverage,
+    valueCoverage,
+    ...(keepGraph
+      ? {
+          graph: {
+            values: states.map((s) => inst.valueOf(s)),
+            edgeFrom: edgeFrom.view().slice(),
+            edgeTo: edgeTo.view().slice(),
+            edgeType,
+            initial: initialIdx,
+          },
+        }
+      : {}),
+  };
+  return result;
+}
+
+/** Backward reachability from quiescent states; returns the lowest-index (shallowest) state that cannot reach one, or -1. */
+export function progressViolation(n: number, from: Int32Array, to: Int32Array, quiescent: (i: number) => boolean): number {
+  // Reverse adjacency in CSR form.
+  const count = new Int32Array(n + 1);
+  for (let e = 0; e < to.length; e++) count[to[e]! + 1]!++;
+  for (let i = 0; i < n; i++) count[i + 1]! += count[i]!;
+  const fill = count.slice(0, n);
+  const rev = new Int32Array(to.length);
+  for (let e = 0; e < to.length; e++) rev[fill[to[e]!]!++] = from[e]!;
+  const good = new Uint8Array(n);
+  const stack: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (quiescent(i)) {
+      good[i] = 1;
+      stack.push(i);
+    }
+  }
+  while (stack.length) {
+    const j = stack.pop()!;
+    for (let k = count[j]!; k < count[j + 1]!; k++) {
+      const p = rev[k]!;
+      if (!good[p]) {
+        good[p] = 1;
+        stack.push(p);
+      }
+    }
+  }
+  for (let i = 0; i < n; i++) if (!good[i]) return i;
+  return -1;
+}
