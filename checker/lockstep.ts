@@ -204,7 +204,13 @@ export async function lockstep<S>(model: Model<S, Ev>, bounds: Bounds, variant: 
         step: async (e, ready) => {
           await s.schedule(Promise.resolve(), JSON.stringify(e));
           if (ready && !ready()) return false;
-          run.record(e);
+          try {
+            run.record(e);
+          } catch (err) {
+            // The run has failed: park this thread for good instead of unwinding it.
+            if (err instanceof Violated) return new Promise<boolean>(() => {});
+            throw err;
+          }
           return true;
         },
       });
