@@ -1,7 +1,12 @@
 // Every model the CLI, `npm run check` and the replay tests know. A protocol adds one line here.
 
-import type { AnyModel } from '../checker/model.js';
+import { asModel, type AnyModel } from '../checker/model.js';
+import { kobjectModel } from './kobject/model.js';
 
 export const models: readonly AnyModel[] = [
-  // one entry per model, e.g. asModel(kobjectModel)
+  asModel(kobjectModel),
 ];
+
+export function findModel(id: string): AnyModel | undefined {
+  return models.find((m) => m.id === id);
+}
