@@ -16,6 +16,8 @@ export interface LockstepOptions {
   readonly operators?: OperatorOptions;
   /** fast-check replay path (from a previous failure). */
   readonly path?: string;
+  /** Run the impl under another variant than the machine (to show an impl mutant is observable). */
+  readonly implVariant?: Variant;
 }
 
 export interface LockstepFailure {
@@ -53,13 +55,14 @@ export class LockstepRun<S> {
     variant: Variant,
     gateFor: (run: LockstepRun<S>) => Gate<Ev>,
     operators: OperatorOptions,
+    implVariant: Variant = variant,
   ) {
     const inst = model.instance(bounds, variant);
     this.inst = inst;
     this.sys = withOperators(inst, operators);
     this.state = this.sys.initial()[0]!;
     if (!model.impl) throw new Error(`model ${model.id} has no implementation adapter, so it cannot run in lockstep`);
-    this.impl = model.impl.create(variant, bounds, gateFor(this));
+    this.impl = model.impl.create(implVariant, bounds, gateFor(this));
   }
 
   /** External events (and operators) the environment may issue now, grouped by type. */
@@ -214,7 +217,7 @@ export async function lockstep<S>(model: Model<S, Ev>, bounds: Bounds, variant: 
           return true;
         },
       });
-      const run = new LockstepRun(model, bounds, variant, gateFor, operators);
+      const run = new LockstepRun(model, bounds, variant, gateFor, operators, opts.implVariant);
       try {
         await fc.scheduledModelRun(s, () => ({ model: {}, real: run }), cmds);
         await s.waitIdle();
@@ -228,7 +231,7 @@ export async function lockstep<S>(model: Model<S, Ev>, bounds: Bounds, variant: 
     details = await fc.check(prop, params);
   } else {
     const prop = fc.property(fc.commands([choice.map((c) => new PickSync<S>(c))], { maxCommands }), (cmds) => {
-      const run = new LockstepRun(model, bounds, variant, () => ({ step: () => Promise.reject(new Error('sync impl used the gate')) }), operators);
+      const run = new LockstepRun(model, bounds, variant, () => ({ step: () => Promise.reject(new Error('sync impl used the gate')) }), operators, opts.implVariant);
       try {
         fc.modelRun(() => ({ model: {}, real: run }), cmds);
       } catch (err) {

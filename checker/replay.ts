@@ -13,6 +13,8 @@ export interface ReplayOptions {
   readonly impl?: boolean;
   /** Override the trace's mutant (null = correct implementation). */
   readonly mutant?: string | null;
+  /** Override the trace's profile (e.g. 'fixed', to show a shipped defect is gone). */
+  readonly profile?: string;
   readonly log?: (line: string) => void;
 }
 
@@ -57,7 +59,7 @@ class TraceGate implements Gate<Ev> {
 
 export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: ReplayOptions = {}): Promise<ReplayResult> {
   const log = opts.log ?? (() => {});
-  const variant = { profile: trace.profile, mutant: opts.mutant !== undefined ? opts.mutant : trace.mutant };
+  const variant = { profile: opts.profile ?? trace.profile, mutant: opts.mutant !== undefined ? opts.mutant : trace.mutant };
   const inst = model.instance(trace.bounds, variant);
   const sys = withOperators(inst);
   const inits = sys.initial();
@@ -103,7 +105,8 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
     const before = inst.describe(s);
     s = next;
     const after = inst.describe(s);
-    log(`${String(i + 1).padStart(3)}. ${fmt(e)}${before === after ? '' : `\n       ${after}`}`);
+    const changed = changedTokens(before, after);
+    log(`${String(i + 1).padStart(3)}. ${fmt(e)}${changed ? `   → ${changed}` : ''}`);
     for (const inv of inst.invariants) {
       const msg = inv.check(s);
       if (msg !== null) {
@@ -172,4 +175,15 @@ export function fmt(e: Ev): string {
     .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
     .join(' ');
   return ps ? `${type} ${ps}` : type;
+}
+
+/** The words of a state description that a step changed (descriptions are space-separated facts). */
+export function changedTokens(before: string, after: string): string {
+  const strip = (t: string): string => t.replace(/^\[|\]$/g, '');
+  const was = new Set(before.split(/\s+/).map(strip));
+  return after
+    .split(/\s+/)
+    .map(strip)
+    .filter((t) => t && !was.has(t))
+    .join(' ');
 }

@@ -154,6 +154,7 @@ export class DmCore {
       md.kobj.cleanup();
       this.setThread('release', 'running');
       await this.env.stepWhen({ type: 'RELEASE_RETURN' });
+      if (this.code.releaseInModule && !this.module.loaded) this.env.bug('executing unloaded dm-mod text: dm_kobject_release returns');
       this.setThread('release', 'idle');
     })();
   }

@@ -190,7 +190,15 @@ function releaseRegion(code: KobjCode): Region {
           },
         },
       },
-      running: { on: { RELEASE_RETURN: { target: 'idle' } } },
+      running: {
+        on: {
+          RELEASE_RETURN: {
+            target: 'idle',
+            // Returning from a release function in module text after rmmod jumps into freed code.
+            update: (c) => (code.releaseInModule && !c.loaded ? oops(c, 'executing unloaded dm-mod text: dm_kobject_release returns') : c),
+          },
+        },
+      },
     },
   };
 }

@@ -1,0 +1,119 @@
+// Hunting seeded mutants and shipped defects: run the engines each one must be found by, and turn
+// the minimal failure into a trace. Used by `dmcheck kill`, `npm run check` and the test suite.
+
+import { readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { explore } from './explore.js';
+import { lockstep } from './lockstep.js';
+import { boundsWithDefaults, type AnyModel, type Bounds, type Variant } from './model.js';
+import { makeTrace, type Trace } from './trace.js';
+
+export type Engine = 'explore' | 'lockstep';
+
+export interface Target {
+  /** Mutant id or shipped-defect id. */
+  readonly id: string;
+  readonly kind: 'mutant' | 'shipped';
+  readonly variant: Variant;
+  readonly bounds: Bounds;
+  readonly breaks: readonly string[];
+  readonly engines: readonly Engine[];
+}
+
+/** The profile with every later fix applied: 'fixed' when the model has it. */
+export function fixedProfile(model: AnyModel): string {
+  return model.profiles.includes('fixed') ? 'fixed' : model.defaultProfile;
+}
+
+export function targetsOf(model: AnyModel): Target[] {
+  const base = boundsWithDefaults(model);
+  return [
+    ...model.mutants.map((m) => ({
+      id: m.id,
+      kind: 'mutant' as const,
+      variant: { profile: fixedProfile(model), mutant: m.id },
+      bounds: base,
+      breaks: m.breaks,
+      engines: m.killedBy,
+    })),
+    ...model.shipped.map((d) => ({
+      id: d.id,
+      kind: 'shipped' as const,
+      variant: { profile: d.profile, mutant: null },
+      bounds: boundsWithDefaults(model, d.bounds ?? {}),
+      breaks: d.breaks,
+      engines: d.killedBy,
+    })),
+  ];
+}
+
+export interface HuntResult {
+  readonly target: Target;
+  readonly engine: Engine;
+  readonly trace: Trace | null;
+  /** Why the hunt counts as failed, if it does (not found, or found something else). */
+  readonly problem: string | null;
+  readonly seconds: number;
+}
+
+export interface HuntOptions {
+  readonly seed: number;
+  readonly numRuns: number;
+  readonly maxStates?: number;
+  readonly maxSeconds?: number;
+}
+
+export async function hunt(model: AnyModel, target: Target, engine: Engine, opts: HuntOptions): Promise<HuntResult> {
+  const t0 = performance.now();
+  const done = (trace: Trace | null, problem: string | null): HuntResult => ({ target, engine, trace, problem, seconds: (performance.now() - t0) / 1000 });
+  const fields = { model: model.id, bounds: target.bounds, profile: target.variant.profile, mutant: target.variant.mutant };
+  if (engine === 'explore') {
+    const r = explore(model.instance(target.bounds, target.variant), {
+      ...(opts.maxStates !== undefined ? { maxStates: opts.maxStates } : {}),
+      ...(opts.maxSeconds !== undefined ? { maxSeconds: opts.maxSeconds } : {}),
+    });
+    const v = r.violations[0];
+    if (!v) return done(null, `explorer found no violation in ${r.states} states${r.complete ? '' : ' (incomplete: ' + r.stopped + ')'}`);
+    const trace = makeTrace({
+      ...fields,
+      engine,
+      initialIndex: v.initialIndex,
+      steps: v.path,
+      violation: { kind: v.kind, property: v.property, spec: v.spec, message: v.message },
+      note: `${target.kind} ${target.id}: shortest counterexample (BFS)`,
+    });
+    return done(trace, breaksOk(target, v.spec));
+  }
+  if (!model.impl) return done(null, `model ${model.id} has no implementation for the lockstep runner`);
+  const r = await lockstep(model, target.bounds, target.variant, { seed: opts.seed, numRuns: opts.numRuns });
+  if (!r.failure) return done(null, `lockstep found no failure in ${r.runs} runs (seed ${r.seed})`);
+  const trace = makeTrace({
+    ...fields,
+    engine,
+    initialIndex: 0,
+    steps: r.failure.steps,
+    violation: r.failure.violation,
+    fastcheck: { seed: r.failure.seed, path: r.failure.path },
+    note: `${target.kind} ${target.id}: shrunk by fast-check`,
+  });
+  return done(trace, breaksOk(target, r.failure.violation.spec));
+}
+
+function breaksOk(target: Target, spec: readonly string[]): string | null {
+  return spec.some((s) => target.breaks.includes(s)) ? null : `found a violation of [${spec.join(', ') || 'no spec id'}], expected one of [${target.breaks.join(', ')}]`;
+}
+
+/** Where a target's committed trace lives. */
+export function counterexamplePath(root: string, model: string, targetId: string, engine: Engine): string {
+  return join(root, model, `${targetId}.${engine}.json`);
+}
+
+export function listCounterexamples(root: string): string[] {
+  if (!existsSync(root)) return [];
+  const out: string[] = [];
+  for (const dir of readdirSync(root, { withFileTypes: true })) {
+    if (!dir.isDirectory()) continue;
+    for (const f of readdirSync(join(root, dir.name))) if (f.endsWith('.json')) out.push(join(root, dir.name, f));
+  }
+  return out.sort();
+}
