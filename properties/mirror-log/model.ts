@@ -1,0 +1,159 @@
+// The mirror-log model: dm-raid1 + region hash + dm-log-userspace (with and without
+// integrated_flush) + a cmirrord-like cluster server. Kernel files followed:
+// drivers/md/dm-log-userspace-base.c, dm-log-userspace-transfer.c, dm-raid1.c, dm-region-hash.c
+// (v3.14.1), and lvm2 daemons/cmirrord/functions.c for the server.
+
+import type { MState } from '../../checker/machine.js';
+import type { Bounds, BoundSpec, Instance, Model, System, Variant } from '../../checker/model.js';
+import { buildMirrorLogMachine, eventAlphabet, K_STATES, L_STATES } from '../../machines/mirror-log/machine.js';
+import { crashCtx, inFlightWrites, initialCtx } from '../../machines/mirror-log/logic.js';
+import type { Cfg, Ctx, MirrorEv } from '../../machines/mirror-log/types.js';
+import { mirrorInvariants } from './invariants.js';
+import { MIRROR_MUTANTS, MIRROR_SHIPPED } from './mutants.js';
+
+type S = MState<Ctx>;
+
+export const PROFILES = ['linux-3.14', 'fixed'] as const;
+
+export const MIRROR_BOUNDS: Record<string, BoundSpec> = {
+  regions: { default: 2, min: 1, max: 3, describe: 'mirror regions' },
+  nodes: { default: 2, min: 1, max: 2, describe: 'cluster nodes sharing the log (node 2 is an abstract peer)' },
+  writes: { default: 2, min: 0, max: 4, describe: 'write bios node 1 submits' },
+  peerWrites: { default: 1, min: 0, max: 2, describe: 'mark/write/clear cycles node 2 performs' },
+  integrated: { default: 1, min: 0, max: 1, describe: '1 = the table says integrated_flush' },
+  server: { default: 1, min: 0, max: 1, describe: '1 = server applies FLUSH payload as marks, 0 = upstream lvm2 cmirrord' },
+  batch: { default: 0, min: 0, max: 1, describe: '1 = a dirty-log caller that queues clears and marks before one flush' },
+  resends: { default: 1, min: 0, max: 2, describe: 'request timeouts (resend with a new seq)' },
+  resync: { default: 0, min: 0, max: 1, describe: '1 = created with "sync": all regions start out of sync' },
+  legErrors: { default: 0, min: 0, max: 1, describe: 'leg write errors' },
+  logFaults: { default: 0, min: 0, max: 1, describe: 'log device failures (engine fault)' },
+  cache: { default: 0, min: 0, max: 1, describe: '1 = mirror legs have volatile write caches' },
+  handleErrors: { default: 1, min: 0, max: 1, describe: '1 = handle_errors feature' },
+  allocFail: { default: 0, min: 0, max: 1, describe: "1 = clear_region's GFP_ATOMIC allocation may fail" },
+  crashes: { default: 0, min: 0, max: 1, describe: 'machine crashes (engine operator) followed by resume and resync' },
+};
+
+export function cfgFrom(bounds: Bounds, variant: Variant): Cfg {
+  const b = (k: string): number => bounds[k] ?? MIRROR_BOUNDS[k]!.default;
+  if (!(PROFILES as readonly string[]).includes(variant.profile)) {
+    throw new Error(`unknown profile '${variant.profile}' for mirror-log; use one of: ${PROFILES.join(', ')}`);
+  }
+  if (variant.mutant !== null && !MIRROR_MUTANTS.some((m) => m.id === variant.mutant)) {
+    throw new Error(`unknown mutant '${variant.mutant}' for mirror-log; known: ${MIRROR_MUTANTS.map((m) => m.id).join(', ')}`);
+  }
+  return {
+    n: b('regions'),
+    integrated: b('integrated') === 1,
+    aware: b('server') === 1,
+    peer: b('nodes') === 2,
+    batch: b('batch') === 1,
+    cache: b('cache') === 1,
+    handleErrors: b('handleErrors') === 1,
+    allocFail: b('allocFail') === 1,
+    fixed: variant.profile === 'fixed',
+    mutant: variant.mutant,
+    writes: b('writes'),
+    peerWrites: b('peerWrites'),
+    resends: b('resends'),
+    resync: b('resync') === 1,
+    legErrors: b('legErrors'),
+    logFaults: b('logFaults'),
+    crashes: b('crashes'),
+  };
+}
+
+export function describeCtx(c: Ctx): string {
+  const arr = (a: readonly number[]): string => a.join('');
+  const reqs = c.rq.map((q) => `${q.t}${q.p.length ? '(' + q.p.join(',') + ')' : ''}#${q.s}${q.w === 'l' ? 'L' : ''}`).join(' ');
+  const reps = c.rp.map((p) => `#${p.s}${p.e ? ':EIO' : ''}`).join(' ');
+  return (
+    `kmirrord=${K_STATES[c.kp]} dmlogd=${L_STATES[c.lz]} sched=${c.sf} rh=${c.rh} pend=${arr(c.pd)} fly=${arr(c.fly)}` +
+    ` marks=[${c.ml.join(',')}] clears=[${c.cl.join(',')}]${c.f ? ` flush{sent ${c.f.log || '-'}, left ${c.f.plan.map((p) => p.t).join('') || '-'}}` : ''}` +
+    ` wire=[${reqs}] replies=[${reps}] srv.marks=${arr(c.sm)} mem.clean=${arr(c.mc)} disk.clean=${arr(c.dc)} sync=${arr(c.sy)}` +
+    ` peer=${arr(c.pr)} legsDiffer=${arr(c.dv)}${c.lf ? ' LOG_FAILURE' : ''}`
+  );
+}
+
+/**
+ * Canonical key: the same information as machineKey (region values and every context field) in a
+ * short fixed-order string; the explorer spends most of its time hashing keys.
+ */
+export function compactKey(s: S): string {
+  const c = s.context;
+  const d = (a: readonly number[]): string => a.join('');
+  const reqs = c.rq.map((q) => `${q.t}${q.w}${q.s}:${q.p.join('')}`).join(';');
+  const reps = c.rp.map((p) => `${p.s}:${p.e}`).join(';');
+  const f = c.f ? `${c.f.nm ? 1 : 0}${c.f.log}/${c.f.plan.map((q) => q.t + q.p.join('')).join(';')}` : '-';
+  return (
+    `${s.value.join('|')}#${c.rh} ${d(c.pd)} ${d(c.bq)} ${d(c.wq)} ${d(c.wn)} ${d(c.fly)} ${d(c.ns)} ${d(c.hb)} ${d(c.dz)} ${c.bud}` +
+    ` ${d(c.ml)} ${d(c.cl)} ${f} ${c.kp}${c.ws},${c.sf}${c.lz}${c.ls},${c.unc} [${reqs}] [${reps}] ${c.seq},${c.rs}` +
+    ` ${d(c.sm)} ${d(c.mc)} ${d(c.dc)} ${d(c.sy)} ${c.tc}${c.df}${c.lost} ${d(c.pr)}${c.pb} ${d(c.dv)} ${d(c.vo)} ${c.le}${c.lf}${c.lfe}${c.cr}`
+  );
+}
+
+export function mirrorInstance(bounds: Bounds, variant: Variant): Instance<S, MirrorEv> {
+  const cfg = cfgFrom(bounds, variant);
+  const m = buildMirrorLogMachine(cfg);
+  const alphabet = eventAlphabet(cfg);
+  const system: System<S, MirrorEv> = {
+    initial: () => [m.initial(initialCtx(cfg))],
+    events: () => alphabet,
+    step: (s, e) => m.step(s, e),
+    key: compactKey,
+  };
+  const quiescent = ({ context: c }: S): boolean =>
+    c.kp === 'i' &&
+    c.lz === 'i' &&
+    c.rq.length === 0 &&
+    c.rp.length === 0 &&
+    c.fly.every((x) => x === 0) &&
+    c.ns.every((x) => x === 0) &&
+    c.pr.every((x) => x !== 2) &&
+    c.dz.every((x) => x === 0) &&
+    // bios still queued are fine only when held back by a failed log
+    (c.bq.every((x) => x === 0) || c.lf === 1);
+  const inst: Instance<S, MirrorEv> = {
+    system,
+    invariants: mirrorInvariants(cfg),
+    quiescent,
+    validEnd: (s) => quiescent(s) || s.context.hb.some((x) => x > 0),
+    describe: (s) => describeCtx(s.context),
+    valueOf: (s) => s.value.join('/'),
+    ...(cfg.crashes > 0
+      ? {
+          crash: {
+            volatileWrites: (s: S) => (s.context.cr > 0 ? inFlightWrites(cfg, s.context).length : 0),
+            crash: (s: S, keep: readonly number[]) =>
+              s.context.cr > 0 ? { value: m.initial().value, context: crashCtx(cfg, s.context, keep) } : s,
+          },
+        }
+      : {}),
+    ...(cfg.logFaults > 0
+      ? {
+          fault: {
+            sites: (s: S) => (s.context.df === 0 ? ['log-device'] : []),
+            inject: (s: S) => ({ value: s.value.map((v, i) => (i === 3 ? 'logFailed' : v)), context: { ...s.context, df: 1 } }),
+          },
+        }
+      : {}),
+  };
+  return inst;
+}
+
+export const mirrorLogModel: Model<S, MirrorEv> = {
+  id: 'mirror-log',
+  title: 'dm-raid1 dirty log over dm-log-userspace (integrated_flush) with a cmirrord-like cluster server',
+  spec: 'spec/mirror-log.md',
+  profiles: PROFILES,
+  defaultProfile: 'linux-3.14',
+  bounds: MIRROR_BOUNDS,
+  mutants: MIRROR_MUTANTS,
+  shipped: MIRROR_SHIPPED,
+  machines: [
+    { integrated: false, aware: false },
+    { integrated: false, aware: true },
+    { integrated: true, aware: false },
+    { integrated: true, aware: true },
+  ].map((p) => buildMirrorLogMachine(cfgFrom({ integrated: p.integrated ? 1 : 0, server: p.aware ? 1 : 0 }, { profile: 'linux-3.14', mutant: null }))),
+  instance: mirrorInstance,
+};
