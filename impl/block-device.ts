@@ -196,9 +196,19 @@ export class BlockDevice {
     const n = Math.max(1, Math.ceil(buf.length / BLOCK_SIZE));
     const m = new Map<number, Uint8Array>();
     for (let b = 0; b < n; b++) {
+      const start = b * BLOCK_SIZE;
+      const end = Math.min(buf.length, start + BLOCK_SIZE);
+      let nonZero = false;
+      for (let i = start; i < end; i++) {
+        if (buf[i] !== 0) {
+          nonZero = true;
+          break;
+        }
+      }
+      if (!nonZero) continue;
       const d = new Uint8Array(BLOCK_SIZE);
-      d.set(buf.subarray(b * BLOCK_SIZE, Math.min(buf.length, (b + 1) * BLOCK_SIZE)));
-      if (d.some((x) => x !== 0)) m.set(b, d);
+      d.set(buf.subarray(start, end));
+      m.set(b, d);
     }
     return new BlockDevice(n, m);
   }
