@@ -2,9 +2,11 @@
 
 import { asModel, type AnyModel } from '../checker/model.js';
 import { kobjectModel } from './kobject/model.js';
+import { thinMetadataModel } from './thin-metadata/model.js';
 
 export const models: readonly AnyModel[] = [
   asModel(kobjectModel),
+  asModel(thinMetadataModel),
 ];
 
 export function findModel(id: string): AnyModel | undefined {
