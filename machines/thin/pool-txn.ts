@@ -32,6 +32,8 @@ export interface ThinCfg {
   readonly metasnap: number;
   /** 1: close (thin target dtr) is in the alphabet. */
   readonly close: number;
+  /** Writes in the alphabet: 0 plain only, 1 plain and FUA, 2 FUA only. */
+  readonly fua: number;
   /** 1: the commit is four steps with crash points between them; 0: one atomic step (lockstep). */
   readonly phased: number;
   readonly variant: Variant;
@@ -598,7 +600,11 @@ export function thinEvents(cfg: ThinCfg): ThinEv[] {
     out.push({ type: 'create', dev: d }, { type: 'delete', dev: d }, { type: 'open', dev: d });
     if (cfg.close === 1) out.push({ type: 'close', dev: d });
     for (const o of ids) if (o !== d) out.push({ type: 'snap', dev: d, origin: o });
-    for (const v of vbs) out.push({ type: 'write', dev: d, vb: v }, { type: 'write_fua', dev: d, vb: v }, { type: 'discard', dev: d, vb: v });
+    for (const v of vbs) {
+      if (cfg.fua !== 2) out.push({ type: 'write', dev: d, vb: v });
+      if (cfg.fua !== 0) out.push({ type: 'write_fua', dev: d, vb: v });
+      out.push({ type: 'discard', dev: d, vb: v });
+    }
     out.push({ type: 'flush', dev: d });
   }
   if (cfg.metasnap === 1) out.push({ type: 'reserve' }, { type: 'release' });
