@@ -1,0 +1,157 @@
+// Golden records: what the real kernel did for each conformance case, committed under
+// kernel/golden/ so `npm test` can replay the model against them without a VM.
+//   <case>.json           parsed steps (status lines, IO/message outcomes), dm dmesg lines, timing
+//   <case>.meta.img.gz    the case's metadata device after teardown
+//   <case>.lw.gz          the dm-log-writes log of every metadata write/flush
+//   <case>.thin_dump.xml  host thin_dump of the metadata image (when the tool was present)
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { dmLines, parseCaseLog, type PoolStatus, type StepResult } from './parse.js';
+import type { KCase, KEvent } from './scenario.js';
+import type { RawCaseResult, RawRun } from './vm.js';
+
+export const GOLDEN_DIR = join(dirname(fileURLToPath(import.meta.url)), 'golden');
+export const GOLDEN_FORMAT = 1;
+
+export interface GoldenRecord {
+  readonly format: number;
+  readonly name: string;
+  readonly title: string;
+  readonly kernel: string;
+  readonly targets: Readonly<Record<string, string>>;
+  readonly events: readonly KEvent[];
+  readonly steps: readonly StepResult[];
+  readonly watchdog: boolean;
+  readonly teardownOk: boolean;
+  readonly rc: string;
+  /** guest seconds the case took (start of its script to its end) */
+  readonly vmSeconds: number;
+  readonly metaImageBytes: number;
+  readonly dmesg: readonly string[];
+  /** host thin_check of the final image: exit code, or null when thin_check was not installed */
+  readonly thinCheckRc: number | null;
+}
+
+export interface GoldenCase {
+  readonly record: GoldenRecord;
+  readonly metaImage: Buffer;
+  readonly log: Buffer;
+  readonly thinDump: string | null;
+}
+
+export function targetsOf(info: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of info.matchAll(/^target (\S+)\s+(v\S+)/gm)) if (m[1] && m[2]) out[m[1]] = m[2];
+  return out;
+}
+
+/** Run a host tool on an image written to a temp file. Null when the tool is not installed. */
+export function hostTool(tool: 'thin_check' | 'thin_dump', image: Buffer, args: readonly string[] = []): { rc: number; out: string } | null {
+  const bin = `/usr/sbin/${tool}`;
+  if (!existsSync(bin)) return null;
+  const dir = mkdtempSync(join(tmpdir(), 'dmcheck-img-'));
+  try {
+    const f = join(dir, 'meta.img');
+    writeFileSync(f, image);
+    const r = spawnSync(bin, [...args, f], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    return { rc: r.status ?? -1, out: (r.stdout ?? '') + (r.stderr ?? '') };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function toGolden(c: KCase, raw: RawCaseResult, run: RawRun): GoldenCase {
+  const parsed = parseCaseLog(raw.log, c.events);
+  const check = hostTool('thin_check', raw.metaImage, ['-q']);
+  const dump = hostTool('thin_dump', raw.metaImage);
+  const record: GoldenRecord = {
+    format: GOLDEN_FORMAT,
+    name: c.name,
+    title: c.title,
+    kernel: run.kernel,
+    targets: targetsOf(run.info),
+    events: c.events,
+    steps: parsed.steps,
+    watchdog: parsed.watchdog,
+    teardownOk: parsed.teardownOk,
+    rc: raw.rc,
+    vmSeconds: Math.round((raw.end - raw.start) * 100) / 100,
+    metaImageBytes: raw.metaImage.length,
+    dmesg: dmLines(raw.dmesg),
+    thinCheckRc: check ? check.rc : null,
+  };
+  return { record, metaImage: raw.metaImage, log: raw.logImage, thinDump: dump && dump.rc === 0 ? dump.out : null };
+}
+
+export function writeGolden(g: GoldenCase, dir = GOLDEN_DIR): void {
+  const n = g.record.name;
+  writeFileSync(join(dir, `${n}.json`), JSON.stringify(g.record, null, 1) + '\n');
+  writeFileSync(join(dir, `${n}.meta.img.gz`), gzipSync(g.metaImage, { level: 9 }));
+  writeFileSync(join(dir, `${n}.lw.gz`), gzipSync(g.log, { level: 9 }));
+  if (g.thinDump !== null) writeFileSync(join(dir, `${n}.thin_dump.xml`), g.thinDump);
+}
+
+export function hasGolden(name: string, dir = GOLDEN_DIR): boolean {
+  return existsSync(join(dir, `${name}.json`));
+}
+
+export function readGolden(name: string, dir = GOLDEN_DIR): GoldenCase {
+  const p = join(dir, `${name}.json`);
+  if (!existsSync(p)) throw new Error(`no golden record for '${name}' in ${dir}: record it with 'npx tsx scripts/conform.ts --record ${name}' (needs the VM packages)`);
+  const record = JSON.parse(readFileSync(p, 'utf8')) as GoldenRecord;
+  if (record.format !== GOLDEN_FORMAT) throw new Error(`golden record ${p} has format ${record.format}, expected ${GOLDEN_FORMAT}: re-record it`);
+  const dumpPath = join(dir, `${name}.thin_dump.xml`);
+  return {
+    record,
+    metaImage: gunzipSync(readFileSync(join(dir, `${name}.meta.img.gz`))),
+    log: gunzipSync(readFileSync(join(dir, `${name}.lw.gz`))),
+    thinDump: existsSync(dumpPath) ? readFileSync(dumpPath, 'utf8') : null,
+  };
+}
+
+/** Fields of a kernel step that do not depend on timing; a re-run of the VM must reproduce them. */
+export interface StableStep {
+  readonly i: number;
+  readonly type: string;
+  readonly ok: boolean;
+  readonly errno: string | null;
+  readonly blocks?: number;
+  readonly bg?: string;
+  readonly pool: string;
+  readonly thins: string;
+}
+
+/**
+ * Per case, the pool fields known to vary from run to run of the same kernel (commit timing moves
+ * the exact point where metadata space runs out). They are left out of the stable view.
+ */
+export const TIMING_DEPENDENT: Readonly<Record<string, readonly ('dataUsed' | 'blocks' | 'metaUsed' | 'thins')[]>> = {
+  'oom-meta': ['dataUsed', 'blocks', 'thins'],
+};
+
+export function poolWords(p: PoolStatus | null, skipDataUsed = false): string {
+  if (p === null) return '(none)';
+  if (p.kind === 'fail') return 'Fail';
+  if (p.kind === 'error') return `error: ${p.text}`;
+  const data = skipDataUsed ? `*/${p.dataTotal}` : `${p.dataUsed}/${p.dataTotal}`;
+  return `tx=${p.txid} data=${data} meta=/${p.metaTotal} held=${p.heldRoot === null ? '-' : 'yes'} ${p.mode} ${p.noSpace}${p.needsCheck ? ' needs_check' : ''}`;
+}
+
+export function stableView(name: string, steps: readonly StepResult[]): StableStep[] {
+  const skip = TIMING_DEPENDENT[name] ?? [];
+  return steps.map((s) => ({
+    i: s.index,
+    type: s.event.type,
+    ok: s.ok,
+    errno: s.errno,
+    ...(s.blocksWritten !== undefined && !skip.includes('blocks') ? { blocks: s.blocksWritten } : {}),
+    ...(s.bg ? { bg: s.bg.map((b) => `${b.id}:${b.state}${b.state === 'done' ? (b.ok ? ':ok' : `:${b.errno ?? 'error'}`) : ''}`).join(',') } : {}),
+    pool: poolWords(s.pool, skip.includes('dataUsed')),
+    thins: skip.includes('thins') ? '*' : Object.entries(s.thins).map(([k, v]) => `${k}=${v.mappedSectors ?? v.raw}`).join(' '),
+  }));
+}

@@ -1,0 +1,24 @@
+// Standalone entry point for the real-kernel conformance harness (kernel/).
+//   npx tsx scripts/conform.ts [SCENARIO...]            compare the model with the golden records
+//   npx tsx scripts/conform.ts --vm [SCENARIO...]       also re-run the kernel; fail if its record changed
+//   npx tsx scripts/conform.ts --record [SCENARIO...]   re-run the kernel and rewrite kernel/golden/
+// Needs for --vm/--record: qemu-system-x86 busybox-static dmsetup thin-provisioning-tools kmod
+// (DMCHECK_VM_INSTALL=1 installs them with apt-get).
+
+import { runConformance } from '../kernel/conform.js';
+import { writeGolden } from '../kernel/golden.js';
+import { runKernelCases } from '../kernel/record.js';
+import { findCases } from '../kernel/scenarios.js';
+
+const args = process.argv.slice(2);
+const names = args.filter((a) => !a.startsWith('--'));
+const log = (l: string): void => console.error(l);
+if (args.includes('--record')) {
+  const r = await runKernelCases(findCases(names), log);
+  for (const g of r.cases) writeGolden(g);
+  console.log(`recorded ${r.cases.length} golden record(s) in kernel/golden/`);
+} else {
+  const r = await runConformance({ ...(names.length ? { scenarios: names } : {}), vm: args.includes('--vm'), log });
+  console.log(r.table);
+  process.exitCode = r.ok ? 0 : 1;
+}
