@@ -1,12 +1,16 @@
 // Every model the CLI, `npm run check` and the replay tests know. A protocol adds one line here.
 
 import { asModel, type AnyModel } from '../checker/model.js';
+import { bakeryModel, petersonModel, philsModel } from './beem/models.js';
 import { kobjectModel } from './kobject/model.js';
 import { thinMetadataModel } from './thin-metadata/model.js';
 
 export const models: readonly AnyModel[] = [
   asModel(kobjectModel),
   asModel(thinMetadataModel),
+  asModel(philsModel),
+  asModel(petersonModel),
+  asModel(bakeryModel),
 ];
 
 export function findModel(id: string): AnyModel | undefined {

@@ -1,0 +1,82 @@
+// BEEM peterson.1: Peterson's filter mutual-exclusion algorithm for N = 3 processes.
+// Source: plug-obp/beem-benchmark, original-benchmark/peterson/generated_files/peterson.1.dve
+// (globals `byte pos[3]`, `byte step[3]`; processes P_0..P_2 with locals `byte j=0, k=0`;
+// `system async`). BEEM state space: 12498 states, 33369 edges, 54 BFS levels.
+//
+// Process i walks levels j = 1..N-1: it announces its level (pos[i] = j), makes itself the victim
+// of that level (step[j-1] = i), then scans k = 0..N-1 and climbs when it is no longer the victim
+// or nobody else is at its level or above. The scan's guard is kept exactly as the DVE file has it
+// (`k == i || pos[k] < j`), including evaluation order.
+
+import { at, byte, dveSystem, setAt, type DveProcess, type DveSystem } from './dve.js';
+
+export interface PetersonLocal {
+  readonly j: number;
+  readonly k: number;
+}
+
+export interface PetersonCtx {
+  readonly pos: readonly number[];
+  readonly step: readonly number[];
+  /** Locals of P_i at index i. */
+  readonly local: readonly PetersonLocal[];
+}
+
+export const PETERSON_1_N = 3;
+
+function withLocal(c: PetersonCtx, i: number, l: PetersonLocal): PetersonCtx {
+  const local = c.local.slice();
+  local[i] = l;
+  return { pos: c.pos, step: c.step, local };
+}
+
+function proc(i: number, n: number): DveProcess<PetersonCtx> {
+  const me = (c: PetersonCtx): PetersonLocal => c.local[i]!;
+  return {
+    name: `P_${i}`,
+    states: ['NCS', 'CS', 'wait', 'q2', 'q3'],
+    init: 'NCS',
+    trans: [
+      // NCS -> wait: start at level 1.
+      { from: 'NCS', to: 'wait', effect: (c) => withLocal(c, i, { j: 1, k: me(c).k }) },
+      // wait -> q2: announce the level.
+      { from: 'wait', to: 'q2', guard: (c) => me(c).j < n, effect: (c) => ({ ...c, pos: setAt(c.pos, i, me(c).j) }) },
+      // q2 -> q3: become the level's victim, start the scan.
+      {
+        from: 'q2',
+        to: 'q3',
+        effect: (c) => {
+          const d = { ...c, step: setAt(c.step, me(c).j - 1, i) };
+          return withLocal(d, i, { j: me(d).j, k: 0 });
+        },
+      },
+      // q3 -> q3: process k is no threat (it is me, or below my level).
+      {
+        from: 'q3',
+        to: 'q3',
+        guard: (c) => {
+          const { j, k } = me(c);
+          return k < n && (k === i || at(c.pos, k) < j);
+        },
+        effect: (c) => withLocal(c, i, { j: me(c).j, k: byte(me(c).k + 1) }),
+      },
+      // q3 -> wait: someone else became the victim, or the scan found nobody ahead; climb.
+      {
+        from: 'q3',
+        to: 'wait',
+        guard: (c) => at(c.step, me(c).j - 1) !== i || me(c).k === n,
+        effect: (c) => withLocal(c, i, { j: byte(me(c).j + 1), k: me(c).k }),
+      },
+      { from: 'wait', to: 'CS', guard: (c) => me(c).j === n },
+      { from: 'CS', to: 'NCS', effect: (c) => ({ ...c, pos: setAt(c.pos, i, 0) }) },
+    ],
+  };
+}
+
+/** peterson with n processes (n = 3 is BEEM's peterson.1). */
+export function petersonSystem(n: number = PETERSON_1_N): DveSystem<PetersonCtx> {
+  if (!Number.isInteger(n) || n < 2) throw new Error(`peterson needs at least 2 processes, got ${n}`);
+  const zeros = (): number[] => new Array<number>(n).fill(0);
+  const ctx: PetersonCtx = { pos: zeros(), step: zeros(), local: Array.from({ length: n }, () => ({ j: 0, k: 0 })) };
+  return dveSystem<PetersonCtx>('peterson', ctx, Array.from({ length: n }, (_, i) => proc(i, n)));
+}
