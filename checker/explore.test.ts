@@ -21,7 +21,7 @@ const counter = defineFlatMachine<C, Ev>({
   },
 });
 
-function inst(over: Partial<Instance<MState<C>, Ev>> = {}): Instance<MState<C>, Ev> {
+function inst(over: Partial<Omit<Instance<MState<C>, Ev>, 'valueOf'>> = {}): Instance<MState<C>, Ev> {
   return {
     system: machineSystem(counter, () => [{ type: 'INC' }, { type: 'STOP' }]),
     invariants: [],

@@ -56,6 +56,8 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
   private readonly table: readonly (readonly Map<string, readonly CompiledTransition<C, E>[]>[])[];
   private readonly stateIndex: readonly Map<string, number>[];
   readonly alphabet: ReadonlySet<string>;
+  /** For each event type, the regions that handle it in some state (the others never need a look). */
+  private readonly regionsFor: ReadonlyMap<string, readonly number[]>;
   private xstateMachine: AnyStateMachine | undefined;
 
   constructor(readonly def: MachineDef<C, E>) {
@@ -103,6 +105,17 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
     this.stateIndex = stateIndex;
     this.table = table;
     this.alphabet = alphabet;
+    const regionsFor = new Map<string, number[]>();
+    table.forEach((states, r) => {
+      for (const byType of states) {
+        for (const type of byType.keys()) {
+          const list = regionsFor.get(type) ?? [];
+          if (!list.includes(r)) list.push(r);
+          regionsFor.set(type, list);
+        }
+      }
+    });
+    this.regionsFor = regionsFor;
   }
 
   initial(context: C = this.def.context): MState<C> {
@@ -114,9 +127,11 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
 
   /** The compiled step. Null when no region has an enabled transition for `e`. */
   step(s: MState<C>, e: E): MState<C> | null {
+    const regions = this.regionsFor.get(e.type);
+    if (regions === undefined) return null;
     const nRegions = this.table.length;
     let chosen: (CompiledTransition<C, E> | undefined)[] | undefined;
-    for (let r = 0; r < nRegions; r++) {
+    for (const r of regions) {
       const si = this.stateIndex[r]!.get(s.value[r]!)!;
       const cands = this.table[r]![si]!.get(e.type);
       if (cands === undefined) continue;
@@ -131,7 +146,7 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
     if (chosen === undefined) return null;
     let context = s.context;
     const value = s.value.slice();
-    for (let r = 0; r < nRegions; r++) {
+    for (const r of regions) {
       const t = chosen[r];
       if (t === undefined) continue;
       if (t.update !== undefined) context = t.update(context, e);
