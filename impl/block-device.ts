@@ -59,6 +59,11 @@ export class BlockDevice {
   private current: Map<number, Uint8Array>;
   private readonly history: LogEntry[] = [];
   private faults: FaultSpec[] = [];
+  /**
+   * Called at the start of every flush, before the pending writes become durable: the moment to
+   * take crash images of the window that is closing (see impl/thin/tools/crash.ts).
+   */
+  beforeFlush: ((dev: BlockDevice) => void) | null = null;
   /** Record the log of every write/flush (turn off for long benchmarks). */
   recordLog = true;
   readsIssued = 0;
@@ -132,6 +137,7 @@ export class BlockDevice {
 
   /** FLUSH: every completed write becomes durable. */
   flush(): void {
+    if (this.beforeFlush) this.beforeFlush(this);
     if (this.faults.length) this.fault('flush', -1);
     this.flushesIssued++;
     for (const w of this.pending) this.durable.set(w.block, w.data);

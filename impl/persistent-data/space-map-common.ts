@@ -53,6 +53,8 @@ export interface SmBehaviour {
   readonly bopLifo: boolean;
   /** "dm space map disk: fix some book keeping" (4.12): freeing a block allocated this transaction gives it back to the free count. */
   readonly freeCountFixed: boolean;
+  /** 6096d91a "fix occasional leak of a metadata block on resize": apply the queued ops when extend leaves bootstrap mode. */
+  readonly extendAppliesBops: boolean;
 }
 
 export const KERNEL_3_14_SM: SmBehaviour = {
@@ -62,6 +64,7 @@ export const KERNEL_3_14_SM: SmBehaviour = {
   extendSinglePass: false,
   bopLifo: false,
   freeCountFixed: false,
+  extendAppliesBops: false,
 };
 
 // ---- bitmap blocks ----

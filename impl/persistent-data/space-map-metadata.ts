@@ -159,7 +159,9 @@ export class MetadataSpaceMap implements SpaceMap {
       if (this.begin === this.ll.nrBlocks) throw new MetadataError('ENOSPC', `metadata space map bootstrap is out of space at block ${this.begin}`);
       return this.begin++;
     }
-    const b = findAllocatable(this.oldLl, this.ll, this.begin, this.oldLl.nrBlocks);
+    let b = findAllocatable(this.oldLl, this.ll, this.begin, this.oldLl.nrBlocks);
+    // Later kernels search again below `begin` (after an extend 3.14 leaves begin past old_ll's end).
+    if (b < 0 && this.behaviour.allocCheckCurrent) b = findAllocatable(this.oldLl, this.ll, 0, Math.min(this.begin, this.oldLl.nrBlocks));
     if (b < 0) throw new MetadataError('ENOSPC', 'unable to allocate new metadata block');
     if (!this.behaviour.allocStaleCursor) this.begin = b + 1;
     if (this.recursionCount) this.addBop(true, b);
@@ -194,13 +196,31 @@ export class MetadataSpaceMap implements SpaceMap {
     try {
       this.ll.extend(extra);
       do {
-        for (let i = oldLen; i < this.begin; i++) this.ll.inc(i);
-        oldLen = this.begin;
+        if (this.behaviour.extendAppliesBops) {
+          // Later kernels (6096d91a): queue the incs and apply every queued op before each commit.
+          for (let i = oldLen; i < this.begin; i++) this.addBop(true, i);
+          oldLen = this.begin;
+          this.applyBops();
+        } else {
+          for (let i = oldLen; i < this.begin; i++) this.ll.inc(i);
+          oldLen = this.begin;
+        }
         this.ll.commit();
         if (this.behaviour.extendSinglePass) break;
       } while (oldLen !== this.begin);
     } finally {
       this.bootstrap = false;
+    }
+    // 3.14 leaves ops queued in bootstrap mode (e.g. the DEC of a shadowed bitmap) until a later
+    // inc/dec, so a commit right after the resize records a leaked block (fixed by 6096d91a).
+  }
+
+  /** apply_bops: run queued ops until none are left (more may be queued while applying). */
+  private applyBops(): void {
+    while (this.uncommitted.length) {
+      const op = this.behaviour.bopLifo ? this.uncommitted.pop()! : this.uncommitted.shift()!;
+      if (op.inc) this.ll.inc(op.block);
+      else this.ll.dec(op.block);
     }
   }
 

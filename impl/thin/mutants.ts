@@ -119,6 +119,7 @@ export function behaviourOf(v: Variant): ThinBehaviour {
       extendSinglePass: m('thin-08-sm-extend-single-pass'),
       bopLifo: m('thin-10-bop-lifo'),
       freeCountFixed: fixed && !m('thin-28-free-count-drift'),
+      extendAppliesBops: fixed,
     },
     upperLevelInc: fixed,
     noRebalance: m('btree-remove-no-rebalance'),

@@ -787,6 +787,45 @@ export class PoolMetadata {
     };
   }
 
+  // ---- restore hooks (impl/thin/tools/xml.ts builds thin_restore-style images with these) ----
+
+  /** Set superblock fields a restore carries over (time, transaction id, flags, version). */
+  restoreSuperblockFields(f: { time: number; transId: number; flags: number; version: number }): void {
+    this.guard();
+    this.timeValue = f.time;
+    this.transId = f.transId;
+    this.flags = f.flags;
+    const sb = this.bm.writeLock(THIN_SUPERBLOCK_LOCATION, superblockValidator);
+    putU32(sb, SB.version, f.version);
+  }
+
+  /** Create a device with the given details (as thin_restore does). */
+  restoreDevice(dev: number, details: DeviceDetails): void {
+    this.createThin(dev);
+    const td = this.openDevice(dev, false);
+    td.details = { ...details, mappedBlocks: 0 };
+    td.changed = true;
+    this.closeDevice(td);
+  }
+
+  /** Map vblock → dataBlock with an explicit time, taking a data reference for it. */
+  restoreMapping(dev: number, vblock: number, dataBlock: number, time: number): void {
+    this.guard();
+    if (dataBlock >= this.dataSm.getNrBlocks()) {
+      throw new MetadataError('EINVAL', `mapping beyond end of data device: data block ${dataBlock} >= ${this.dataSm.getNrBlocks()}`);
+    }
+    const td = this.openDevice(dev, false);
+    try {
+      this.dataSm.incBlock(dataBlock);
+      const r = btreeInsert(this.info, this.root, [dev, vblock], packBlockTime(dataBlock, time));
+      this.root = r.root;
+      td.changed = true;
+      if (r.inserted) td.details.mappedBlocks++;
+    } finally {
+      this.closeDevice(td);
+    }
+  }
+
   /** Internals for tests and the crash bench (not for protocol code). */
   get internals(): { bm: BlockManager; tm: TransactionManager; metadataSm: MetadataSpaceMap; dataSm: DiskSpaceMap } {
     return { bm: this.bm, tm: this.tm, metadataSm: this.metadataSm, dataSm: this.dataSm };
