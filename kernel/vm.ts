@@ -88,7 +88,8 @@ export async function runVm(setup: KernelSetup, cases: readonly KCase[], opts: {
 
   const accel = process.env['DMCHECK_ACCEL'] ?? 'tcg';
   const cpu = accel === 'kvm' ? 'host' : 'max';
-  const budget = 120 + cases.reduce((a, c) => a + c.limitSec + 10, 0);
+  // generous: under host CPU contention the guest (and its own watchdog loop) runs several times slower
+  const budget = 180 + 4 * cases.reduce((a, c) => a + c.limitSec, 0);
   const args = [
     '-accel', accel, '-cpu', cpu, '-m', '512', '-smp', process.env['DMCHECK_SMP'] ?? '1', '-nographic', '-no-reboot', '-nodefaults',
     '-serial', 'stdio', '-kernel', setup.vmlinuz, '-initrd', initrd,
@@ -111,7 +112,7 @@ export async function runVm(setup: KernelSetup, cases: readonly KCase[], opts: {
     child.stdout.on('data', onLine);
     child.stderr.on('data', onLine);
     const timer = setTimeout(() => {
-      opts.log(`qemu still running after ${budget}s: killing it (results so far are lost)`);
+      opts.log(`qemu still running after ${budget}s: killing it (cases not finished by then have no results)`);
       child.kill('SIGKILL');
     }, budget * 1000);
     const onExit = (): void => { child.kill('SIGKILL'); };

@@ -1,0 +1,59 @@
+// Replays the model against the real kernel's golden records (kernel/golden/, made by the VM run
+// of kernel/scenarios.ts on Debian's 6.1 kernel). No VM needed. A step where the model and the
+// kernel differ fails unless kernel/conform.ts lists the difference with the commit explaining it.
+
+import { describe, expect, it } from 'vitest';
+import { compareCase, KERNEL_PROFILE, KNOWN_DIFFERENCES, reportCase } from '../../kernel/conform.js';
+import { hasGolden, readGolden } from '../../kernel/golden.js';
+import { runModelCase } from '../../kernel/model-run.js';
+import { CASES } from '../../kernel/scenarios.js';
+
+describe('golden kernel records vs the model', () => {
+  for (const c of CASES) {
+    describe(c.name, () => {
+      it('has a complete golden record made from the current event list', () => {
+        expect(hasGolden(c.name), `record it: npx tsx scripts/conform.ts --record ${c.name}`).toBe(true);
+        const g = readGolden(c.name);
+        expect(g.record.events).toEqual(c.events);
+        expect(g.record.watchdog).toBe(false);
+        expect(g.record.steps.map((s) => s.index)).toEqual(c.events.map((_, i) => i));
+      });
+
+      it(`agrees with the model (${KERNEL_PROFILE} profile) on mode, flags, data use, transaction id, held root and IO outcomes`, () => {
+        const g = readGolden(c.name);
+        const diffs = compareCase(c.name, g.record.steps, runModelCase(c, KERNEL_PROFILE), KERNEL_PROFILE);
+        const unexplained = diffs.filter((d) => !d.explainedBy).map((d) => `step ${d.step} ${d.field}: kernel ${d.kernel}, model ${d.model}`);
+        expect(unexplained).toEqual([]);
+      });
+
+      it('metadata image decodes with the impl reader as thin_dump printed it; crash points check clean; negative control fails (THIN-META-1, THIN-META-2)', () => {
+        const g = readGolden(c.name);
+        const rep = reportCase(c, g, { thinCheck: false });
+        console.log(rep.lines.slice(-2).join('\n'));
+        expect(rep.failures.filter((f) => / image| crash |THIN-META-2|negative control|log-writes/.test(f))).toEqual([]);
+        expect(rep.crash?.flushPoints ?? 0).toBeGreaterThan(0);
+        expect(rep.crash?.negative?.failed ?? 0).toBeGreaterThan(0);
+      });
+    });
+  }
+
+  it('every listed known difference is still needed (no stale explanations)', () => {
+    for (const k of KNOWN_DIFFERENCES) {
+      const c = CASES.find((x) => x.name === k.scenario);
+      expect(c, `known difference names unknown scenario ${k.scenario}`).toBeDefined();
+      if (!c || !hasGolden(c.name)) continue;
+      const diffs = compareCase(c.name, readGolden(c.name).record.steps, runModelCase(c, k.profile), k.profile);
+      expect(diffs.some((d) => d.explainedBy === k), `${k.scenario} ${k.field} (${k.commit}) no longer differs`).toBe(true);
+    }
+  });
+
+  it('an injected difference is reported as unexplained (the comparison can fail)', () => {
+    const c = CASES.find((x) => x.name === 'oods-error');
+    if (!c || !hasGolden(c.name)) throw new Error('oods-error golden record missing');
+    const steps = readGolden(c.name).record.steps.map((s) =>
+      s.index === 4 && s.pool?.kind === 'ok' ? { ...s, pool: { ...s.pool, mode: 'rw' } } : s,
+    );
+    const diffs = compareCase(c.name, steps, runModelCase(c, KERNEL_PROFILE), KERNEL_PROFILE);
+    expect(diffs.filter((d) => !d.explainedBy).map((d) => `${d.step}:${d.field}`)).toContain('4:mode');
+  });
+});
