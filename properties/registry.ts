@@ -3,10 +3,12 @@
 import { asModel, type AnyModel } from '../checker/model.js';
 import { bakeryModel, petersonModel, philsModel } from './beem/models.js';
 import { kobjectModel } from './kobject/model.js';
+import { mirrorLogModel } from './mirror-log/model.js';
 import { thinMetadataModel } from './thin-metadata/model.js';
 
 export const models: readonly AnyModel[] = [
   asModel(kobjectModel),
+  asModel(mirrorLogModel),
   asModel(thinMetadataModel),
   asModel(philsModel),
   asModel(petersonModel),

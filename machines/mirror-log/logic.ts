@@ -12,7 +12,7 @@
 // step; GET_RESYNC_WORK, SET_REGION_SYNC and IN_SYNC are atomic reads/writes of the server's sync
 // bits; the peer node is abstract (mark round, write, clear round).
 
-import { EIO, type Cfg, type Ctx, type Flush, type MirrorEv, type Req, type RhState } from './types.js';
+import { cfgTag, EIO, type Cfg, type Ctx, type Flush, type MirrorEv, type Req, type RhState } from './types.js';
 
 const set = <T>(a: readonly T[], i: number, v: T): T[] => {
   const out = a.slice();
@@ -30,6 +30,7 @@ export function initialCtx(cfg: Cfg): Ctx {
   // "nosync" creation: every region in sync and clean on disk, legs assumed identical.
   // "sync" creation: nothing clean, nothing in sync, legs may differ until resynced.
   return {
+    cf: cfgTag(cfg),
     rh: 'A'.repeat(cfg.n),
     pd: z,
     bq: z,

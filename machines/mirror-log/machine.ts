@@ -33,8 +33,8 @@ export const EVENT_TYPES = [
 export const K_STATES: Record<KPhase, string> = { i: 'idle', u: 'updateFlush', w: 'writeFlush' };
 export const L_STATES: Record<LPhase, string> = { i: 'idle', q: 'queued', s: 'sending', sq: 'sendingQueued' };
 
-export function machineId(cfg: Pick<Cfg, 'integrated' | 'aware'>): string {
-  return `mirror-log-${cfg.integrated ? 'integrated' : 'plain'}-${cfg.aware ? 'aware' : 'upstream'}`;
+export function machineId(cfg: Pick<Cfg, 'integrated' | 'aware' | 'batch'>): string {
+  return `mirror-log-${cfg.integrated ? 'integrated' : 'plain'}-${cfg.aware ? 'aware' : 'upstream'}${cfg.batch ? '-batch' : ''}`;
 }
 
 export function buildMirrorLogMachine(cfg: Cfg): DmMachine<Ctx, MirrorEv> {

@@ -45,6 +45,8 @@ export type KPhase = 'i' | 'u' | 'w';
 export type LPhase = 'i' | 'q' | 's' | 'sq';
 
 export interface Ctx {
+  /** Which configuration this state belongs to (several may share one exploration): cfgTag(cfg). */
+  readonly cf: string;
   // --- node 1: dm-raid1 + region hash
   readonly rh: string; // one RhState char per region
   readonly pd: readonly number[]; // pending count
@@ -119,6 +121,11 @@ export interface Cfg {
   readonly legErrors: number;
   readonly logFaults: number;
   readonly crashes: number;
+}
+
+/** Two letters: p/i = plain or integrated_flush log, r/b = dm-raid1 or batching caller. */
+export function cfgTag(cfg: Pick<Cfg, 'integrated' | 'batch'>): string {
+  return (cfg.integrated ? 'i' : 'p') + (cfg.batch ? 'b' : 'r');
 }
 
 export const EIO = 5;

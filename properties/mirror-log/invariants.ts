@@ -30,14 +30,15 @@ function clearOutstanding(c: Ctx, r: number): boolean {
   return c.rq.some((q) => q.t === 'C' && q.p.includes(r));
 }
 
-export function mirrorInvariants(cfg: Cfg): Invariant<S>[] {
-  const regions = Array.from({ length: cfg.n }, (_, r) => r);
+/** `cfgOf` gives the configuration a state belongs to (one exploration may mix several). */
+export function mirrorInvariants(n: number, cfgOf: (c: Ctx) => Cfg): Invariant<S>[] {
+  const regions = Array.from({ length: n }, (_, r) => r);
   return [
     {
       spec: ['ULOG-1'],
       name: 'mark-durable-before-write',
       check: ({ context: c }) => {
-        if (degraded(cfg, c)) return null;
+        if (degraded(cfgOf(c), c)) return null;
         for (const r of regions) {
           if (c.fly[r]! === 0) continue;
           if (c.dc[r] === 1) return `a write to region ${r} reached the legs while the log device still records it clean`;
@@ -55,7 +56,7 @@ export function mirrorInvariants(cfg: Cfg): Invariant<S>[] {
           if ((s === 'L' || s === 'R') && c.pd[r]! > 0) {
             return `region ${r} is on the ${s === 'L' ? 'clean' : 'recovered'} list (it will be cleared) with ${c.pd[r]} write(s) pending`;
           }
-          if (!cfg.batch && clearOutstanding(c, r) && c.pd[r]! > 0) {
+          if (!cfgOf(c).batch && clearOutstanding(c, r) && c.pd[r]! > 0) {
             return `CLEAR(${r}) is outstanding while ${c.pd[r]} write(s) to it are pending`;
           }
         }
@@ -72,7 +73,7 @@ export function mirrorInvariants(cfg: Cfg): Invariant<S>[] {
       spec: ['ULOG-4'],
       name: 'lazy-flush',
       check: ({ context: c }) => {
-        if (!cfg.integrated) return null;
+        if (!cfgOf(c).integrated) return null;
         const queued = c.lz === 'q' || c.lz === 'sq';
         if (c.sf === 1 && !queued) return 'sched_flush is 1 but no delayed flush is queued';
         if (c.sf === 0 && queued) return 'a delayed flush is queued but sched_flush is 0';
@@ -98,7 +99,7 @@ export function mirrorInvariants(cfg: Cfg): Invariant<S>[] {
       spec: ['ULOG-6'],
       name: 'crash-clean-implies-identical',
       check: ({ context: c }) => {
-        if (degraded(cfg, c)) return null;
+        if (degraded(cfgOf(c), c)) return null;
         for (const r of regions) {
           if (c.dc[r] !== 1) continue;
           const why = legsMayDiffer(c, r);

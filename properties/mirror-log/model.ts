@@ -7,9 +7,9 @@ import type { MState } from '../../checker/machine.js';
 import type { Bounds, BoundSpec, Instance, Model, System, Variant } from '../../checker/model.js';
 import { buildMirrorLogMachine, eventAlphabet, K_STATES, L_STATES } from '../../machines/mirror-log/machine.js';
 import { crashCtx, inFlightWrites, initialCtx } from '../../machines/mirror-log/logic.js';
-import type { Cfg, Ctx, MirrorEv } from '../../machines/mirror-log/types.js';
+import { cfgTag, type Cfg, type Ctx, type MirrorEv } from '../../machines/mirror-log/types.js';
 import { mirrorInvariants } from './invariants.js';
-import { MIRROR_MUTANTS, MIRROR_SHIPPED } from './mutants.js';
+import { MIRROR_EXTRA_MUTANTS, MIRROR_MUTANTS, MIRROR_SHIPPED } from './mutants.js';
 
 type S = MState<Ctx>;
 
@@ -20,9 +20,14 @@ export const MIRROR_BOUNDS: Record<string, BoundSpec> = {
   nodes: { default: 2, min: 1, max: 2, describe: 'cluster nodes sharing the log (node 2 is an abstract peer)' },
   writes: { default: 2, min: 0, max: 4, describe: 'write bios node 1 submits' },
   peerWrites: { default: 1, min: 0, max: 2, describe: 'mark/write/clear cycles node 2 performs' },
-  integrated: { default: 1, min: 0, max: 1, describe: '1 = the table says integrated_flush' },
+  integrated: { default: 2, min: 0, max: 2, describe: '0 = plain log, 1 = the table says integrated_flush, 2 = both (two initial states)' },
   server: { default: 1, min: 0, max: 1, describe: '1 = server applies FLUSH payload as marks, 0 = upstream lvm2 cmirrord' },
-  batch: { default: 0, min: 0, max: 1, describe: '1 = a dirty-log caller that queues clears and marks before one flush' },
+  batch: {
+    default: 2,
+    min: 0,
+    max: 2,
+    describe: '0 = dm-raid1 pass order, 1 = a dirty-log caller that queues clears and marks before one flush, 2 = both',
+  },
   resends: { default: 1, min: 0, max: 2, describe: 'request timeouts (resend with a new seq)' },
   resync: { default: 0, min: 0, max: 1, describe: '1 = created with "sync": all regions start out of sync' },
   legErrors: { default: 0, min: 0, max: 1, describe: 'leg write errors' },
@@ -33,33 +38,49 @@ export const MIRROR_BOUNDS: Record<string, BoundSpec> = {
   crashes: { default: 0, min: 0, max: 1, describe: 'machine crashes (engine operator) followed by resume and resync' },
 };
 
-export function cfgFrom(bounds: Bounds, variant: Variant): Cfg {
+/** The configurations one bounds/variant pair explores (integrated=2 or batch=2 give several). */
+export function cfgsFrom(bounds: Bounds, variant: Variant): Cfg[] {
   const b = (k: string): number => bounds[k] ?? MIRROR_BOUNDS[k]!.default;
   if (!(PROFILES as readonly string[]).includes(variant.profile)) {
     throw new Error(`unknown profile '${variant.profile}' for mirror-log; use one of: ${PROFILES.join(', ')}`);
   }
-  if (variant.mutant !== null && !MIRROR_MUTANTS.some((m) => m.id === variant.mutant)) {
-    throw new Error(`unknown mutant '${variant.mutant}' for mirror-log; known: ${MIRROR_MUTANTS.map((m) => m.id).join(', ')}`);
+  const known = [...MIRROR_MUTANTS, ...MIRROR_EXTRA_MUTANTS].map((m) => m.id);
+  if (variant.mutant !== null && !known.includes(variant.mutant)) {
+    throw new Error(`unknown mutant '${variant.mutant}' for mirror-log; known: ${known.join(', ')}`);
   }
-  return {
-    n: b('regions'),
-    integrated: b('integrated') === 1,
-    aware: b('server') === 1,
-    peer: b('nodes') === 2,
-    batch: b('batch') === 1,
-    cache: b('cache') === 1,
-    handleErrors: b('handleErrors') === 1,
-    allocFail: b('allocFail') === 1,
-    fixed: variant.profile === 'fixed',
-    mutant: variant.mutant,
-    writes: b('writes'),
-    peerWrites: b('peerWrites'),
-    resends: b('resends'),
-    resync: b('resync') === 1,
-    legErrors: b('legErrors'),
-    logFaults: b('logFaults'),
-    crashes: b('crashes'),
-  };
+  const both = (v: number): boolean[] => (v === 2 ? [false, true] : [v === 1]);
+  const out: Cfg[] = [];
+  for (const integrated of both(b('integrated'))) {
+    for (const batch of both(b('batch'))) {
+      out.push({
+        n: b('regions'),
+        integrated,
+        aware: b('server') === 1,
+        peer: b('nodes') === 2,
+        batch,
+        cache: b('cache') === 1,
+        handleErrors: b('handleErrors') === 1,
+        allocFail: b('allocFail') === 1,
+        fixed: variant.profile === 'fixed',
+        mutant: variant.mutant,
+        writes: b('writes'),
+        peerWrites: b('peerWrites'),
+        resends: b('resends'),
+        resync: b('resync') === 1,
+        legErrors: b('legErrors'),
+        logFaults: b('logFaults'),
+        crashes: b('crashes'),
+      });
+    }
+  }
+  return out;
+}
+
+/** A single configuration (the bounds must not ask for both of anything). */
+export function cfgFrom(bounds: Bounds, variant: Variant): Cfg {
+  const all = cfgsFrom(bounds, variant);
+  if (all.length !== 1) throw new Error('cfgFrom: the bounds select several configurations; use cfgsFrom');
+  return all[0]!;
 }
 
 export function describeCtx(c: Ctx): string {
@@ -70,7 +91,7 @@ export function describeCtx(c: Ctx): string {
     `kmirrord=${K_STATES[c.kp]} dmlogd=${L_STATES[c.lz]} sched=${c.sf} rh=${c.rh} pend=${arr(c.pd)} fly=${arr(c.fly)}` +
     ` marks=[${c.ml.join(',')}] clears=[${c.cl.join(',')}]${c.f ? ` flush{sent ${c.f.log || '-'}, left ${c.f.plan.map((p) => p.t).join('') || '-'}}` : ''}` +
     ` wire=[${reqs}] replies=[${reps}] srv.marks=${arr(c.sm)} mem.clean=${arr(c.mc)} disk.clean=${arr(c.dc)} sync=${arr(c.sy)}` +
-    ` peer=${arr(c.pr)} legsDiffer=${arr(c.dv)}${c.lf ? ' LOG_FAILURE' : ''}`
+    ` peer=${arr(c.pr)} cfg=${c.cf} legsDiffer=${arr(c.dv)}${c.lf ? ' LOG_FAILURE' : ''}`
   );
 }
 
@@ -85,20 +106,25 @@ export function compactKey(s: S): string {
   const reps = c.rp.map((p) => `${p.s}:${p.e}`).join(';');
   const f = c.f ? `${c.f.nm ? 1 : 0}${c.f.log}/${c.f.plan.map((q) => q.t + q.p.join('')).join(';')}` : '-';
   return (
-    `${s.value.join('|')}#${c.rh} ${d(c.pd)} ${d(c.bq)} ${d(c.wq)} ${d(c.wn)} ${d(c.fly)} ${d(c.ns)} ${d(c.hb)} ${d(c.dz)} ${c.bud}` +
+    `${c.cf}${s.value.join('|')}#${c.rh} ${d(c.pd)} ${d(c.bq)} ${d(c.wq)} ${d(c.wn)} ${d(c.fly)} ${d(c.ns)} ${d(c.hb)} ${d(c.dz)} ${c.bud}` +
     ` ${d(c.ml)} ${d(c.cl)} ${f} ${c.kp}${c.ws},${c.sf}${c.lz}${c.ls},${c.unc} [${reqs}] [${reps}] ${c.seq},${c.rs}` +
     ` ${d(c.sm)} ${d(c.mc)} ${d(c.dc)} ${d(c.sy)} ${c.tc}${c.df}${c.lost} ${d(c.pr)}${c.pb} ${d(c.dv)} ${d(c.vo)} ${c.le}${c.lf}${c.lfe}${c.cr}`
   );
 }
 
 export function mirrorInstance(bounds: Bounds, variant: Variant): Instance<S, MirrorEv> {
-  const cfg = cfgFrom(bounds, variant);
-  const m = buildMirrorLogMachine(cfg);
-  const alphabet = eventAlphabet(cfg);
+  const cfgs = cfgsFrom(bounds, variant);
+  const byTag = new Map(cfgs.map((cfg) => [cfgTag(cfg), { cfg, m: buildMirrorLogMachine(cfg), alphabet: eventAlphabet(cfg) }]));
+  const pick = (c: Ctx) => {
+    const x = byTag.get(c.cf);
+    if (x === undefined) throw new Error(`state of configuration '${c.cf}' does not belong to this instance`);
+    return x;
+  };
+  const cfg0 = cfgs[0]!;
   const system: System<S, MirrorEv> = {
-    initial: () => [m.initial(initialCtx(cfg))],
-    events: () => alphabet,
-    step: (s, e) => m.step(s, e),
+    initial: () => cfgs.map((cfg) => pick(initialCtx(cfg)).m.initial(initialCtx(cfg))),
+    events: (s) => pick(s.context).alphabet,
+    step: (s, e) => pick(s.context).m.step(s, e),
     key: compactKey,
   };
   const quiescent = ({ context: c }: S): boolean =>
@@ -114,21 +140,21 @@ export function mirrorInstance(bounds: Bounds, variant: Variant): Instance<S, Mi
     (c.bq.every((x) => x === 0) || c.lf === 1);
   const inst: Instance<S, MirrorEv> = {
     system,
-    invariants: mirrorInvariants(cfg),
+    invariants: mirrorInvariants(cfg0.n, (c) => pick(c).cfg),
     quiescent,
     validEnd: (s) => quiescent(s) || s.context.hb.some((x) => x > 0),
     describe: (s) => describeCtx(s.context),
     valueOf: (s) => s.value.join('/'),
-    ...(cfg.crashes > 0
+    ...(cfg0.crashes > 0
       ? {
           crash: {
-            volatileWrites: (s: S) => (s.context.cr > 0 ? inFlightWrites(cfg, s.context).length : 0),
+            volatileWrites: (s: S) => (s.context.cr > 0 ? inFlightWrites(pick(s.context).cfg, s.context).length : 0),
             crash: (s: S, keep: readonly number[]) =>
-              s.context.cr > 0 ? { value: m.initial().value, context: crashCtx(cfg, s.context, keep) } : s,
+              s.context.cr > 0 ? { value: pick(s.context).m.initial().value, context: crashCtx(pick(s.context).cfg, s.context, keep) } : s,
           },
         }
       : {}),
-    ...(cfg.logFaults > 0
+    ...(cfg0.logFaults > 0
       ? {
           fault: {
             sites: (s: S) => (s.context.df === 0 ? ['log-device'] : []),
@@ -149,11 +175,9 @@ export const mirrorLogModel: Model<S, MirrorEv> = {
   bounds: MIRROR_BOUNDS,
   mutants: MIRROR_MUTANTS,
   shipped: MIRROR_SHIPPED,
-  machines: [
-    { integrated: false, aware: false },
-    { integrated: false, aware: true },
-    { integrated: true, aware: false },
-    { integrated: true, aware: true },
-  ].map((p) => buildMirrorLogMachine(cfgFrom({ integrated: p.integrated ? 1 : 0, server: p.aware ? 1 : 0 }, { profile: 'linux-3.14', mutant: null }))),
+  // Both log modes against both servers, with the dm-raid1 caller.
+  machines: [0, 1].flatMap((integrated) =>
+    [0, 1].map((server) => buildMirrorLogMachine(cfgFrom({ integrated, server, batch: 0 }, { profile: 'linux-3.14', mutant: null }))),
+  ),
   instance: mirrorInstance,
 };
