@@ -9,6 +9,7 @@ import { lockstep } from './lockstep.js';
 import { boundsWithDefaults, UsageError, type AnyModel, type Bounds, type Variant } from './model.js';
 import { fmt, replayTrace } from './replay.js';
 import { loadTrace, makeTrace, writeTrace } from './trace.js';
+import { scenarioCoverage } from './scenarios.js';
 import { TOOL_VERSION } from './version.js';
 
 export const HELP = `dmcheck ${TOOL_VERSION}: model checker and property tests for the Linux 3.14 device-mapper changes
@@ -233,7 +234,12 @@ async function checkVariant(model: AnyModel, variant: Variant, bounds: Bounds, i
   if (io.tty) process.stderr.write('\r\x1b[K');
   let ok = r.violations.length === 0;
   const name = `${model.id} [${variant.profile}${variant.mutant ? ', mutant ' + variant.mutant : ''}]`;
-  if (!o.json) io.out(`${name} explore: ${describeExplore(r)}`);
+  if (!o.json) {
+    io.out(`${name} explore: ${describeExplore(r)}`);
+    const never = model.machines.flatMap((mc) => mc.statechart().regions.flatMap((rg) => rg.transitions.map((t) => t.label.split(' ')[0]!)));
+    const dead = [...new Set(never)].filter((t) => !(t in r.eventCoverage));
+    io.out(`  coverage: ${Object.keys(r.eventCoverage).length} event types fired, ${Object.keys(r.valueCoverage).length} abstract states${dead.length ? `; never enabled: ${dead.join(', ')}` : ''}`);
+  }
   const saveDir = o.save ?? 'out';
   for (const v of r.violations) {
     const file = `${saveDir}/${model.id}-${variant.profile}${variant.mutant ? '-' + variant.mutant : ''}-${v.property}.explore.json`;
@@ -315,7 +321,7 @@ async function check(models: readonly AnyModel[], io: Io, o: Opts): Promise<numb
 async function fullJob(models: readonly AnyModel[], io: Io, o: Opts): Promise<number> {
   const seed = seedOf(o, io);
   const runs = int('runs', o.runs, 100);
-  const rows: string[][] = [['model', 'explored (fixed, default bounds)', 'fixed holds', 'lockstep', 'shipped found', 'mutants killed', 'traces replay']];
+  const rows: string[][] = [['model', 'explored (fixed, default bounds)', 'fixed holds', 'lockstep', 'shipped found', 'mutants killed', 'traces replay', 'scenarios']];
   const json: Record<string, unknown>[] = [];
   let allOk = true;
   const traces = listCounterexamples('counterexamples');
@@ -361,8 +367,10 @@ async function fullJob(models: readonly AnyModel[], io: Io, o: Opts): Promise<nu
       if (fine) replayed++;
       else io.err(`${relative('.', f)}: ${again.reproduced ? 'also fails under the correct code' : 'does not reproduce'}`);
     }
+    const scen = scenarioCoverage(m, fixed, bounds);
+    for (const sc of scen) io.err(`${m.id} scenario ${sc.name} (${sc.source}): ${sc.covered ? 'covered by the explored state space' : 'NOT covered: ' + sc.why}`);
     const count = (hs: HuntResult[]): string => `${hs.filter((h) => !h.problem).length}/${hs.length}`;
-    const ok = holds && lockOk && results.every((h) => !h.problem) && replayed === mine.length;
+    const ok = holds && lockOk && results.every((h) => !h.problem) && replayed === mine.length && scen.every((x) => x.covered);
     allOk &&= ok;
     rows.push([
       m.id,
@@ -372,8 +380,9 @@ async function fullJob(models: readonly AnyModel[], io: Io, o: Opts): Promise<nu
       count(shipped),
       count(mutants),
       `${replayed}/${mine.length}`,
+      scen.length ? `${scen.filter((x) => x.covered).length}/${scen.length} covered` : '-',
     ]);
-    json.push({ model: m.id, states: r.states, transitions: r.transitions, holds, lockstep: lockCell, shipped: count(shipped), mutants: count(mutants), traces: `${replayed}/${mine.length}`, ok });
+    json.push({ model: m.id, states: r.states, transitions: r.transitions, holds, lockstep: lockCell, shipped: count(shipped), mutants: count(mutants), traces: `${replayed}/${mine.length}`, scenarios: scen, ok });
   }
   if (o.json) io.out(JSON.stringify(json, null, 2));
   else {

@@ -298,7 +298,7 @@ function groupedDot(p: DotGraphParts): string {
   const graphAttrs =
     engine === 'dot'
       ? 'layout=dot, rankdir=TB, nodesep=0.3, ranksep=0.45'
-      : 'layout=sfdp, overlap=prism, overlap_scaling=-4, K=1.2, outputorder=edgesfirst';
+      : 'layout=sfdp, overlap=scale, outputorder=edgesfirst';
   const lines: string[] = [
     `digraph ${q(p.name)} {`,
     `  graph [${graphAttrs}, fontname="Helvetica", fontsize=12, labelloc=t, label=${q(p.caption.join('\n'))}];`,

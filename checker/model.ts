@@ -165,8 +165,19 @@ export interface Model<S, E extends Ev> {
   readonly machines: readonly DiagramSource[];
   readonly instance: (bounds: Bounds, variant: Variant) => Instance<S, E>;
   readonly impl?: ImplAdapter<E>;
+  /** Named scenarios (dmtest, lvm2, ...) as event lists; `dmcheck check` reports which the state space covers. */
+  readonly scenarios?: readonly Scenario<E>[];
   /** Events the lockstep runner may issue in state s (defaults to external enabled events). */
   readonly commands?: (s: S, bounds: Bounds) => readonly E[];
+}
+
+export interface Scenario<E extends Ev> {
+  readonly name: string;
+  /** Where it comes from, e.g. "dmtest: out_of_data_space_errors_immediately_if_requested". */
+  readonly source: string;
+  readonly profile?: string;
+  readonly bounds?: Bounds;
+  readonly steps: readonly E[];
 }
 
 /** Anything diagrams can draw as a statechart. */
