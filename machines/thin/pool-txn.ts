@@ -283,9 +283,18 @@ function doSetTid(c: ThinCtx, e: E): ThinCtx {
   return { ...c, reply: 'ok', core: { ...c.core, tid: e.next, msgDirty: true } };
 }
 
-function doReserve(c: ThinCtx): ThinCtx {
-  if (c.core.held) return reply(c, '-EBUSY');
-  return { ...c, reply: 'ok', core: { ...c.core, held: true, msgDirty: true } };
+/**
+ * reserve_metadata_snap: dm-thin commits first (process_reserve_metadata_snap calls commit(), whose
+ * result is ignored), then __reserve_metadata_snap sets held_root in the superblock buffer, which
+ * the next commit makes durable. The commit is taken here as one step with no crash point.
+ */
+function doReserve(cfg: ThinCfg) {
+  const commitNow = doCommit(cfg);
+  return (c: ThinCtx): ThinCtx => {
+    const c1 = commitNow(c);
+    if (c1.core.held) return reply(c1, '-EBUSY');
+    return { ...c1, reply: 'ok', core: { ...c1.core, held: true, msgDirty: true } };
+  };
 }
 
 function doRelease(c: ThinCtx): ThinCtx {
@@ -558,7 +567,7 @@ export function thinPoolMachine(cfg: ThinCfg): ThinMachine {
     snap: msg(doSnap, (_c, e) => e.type === 'snap' && e.dev !== e.origin),
     delete: msg(doDelete),
     set_tid: msg(doSetTid, (_c, e) => e.type === 'set_tid' && e.next <= cfg.tids),
-    reserve: msg(doReserve),
+    reserve: msg(doReserve(cfg)),
     release: msg(doRelease),
   };
   const crash: TransitionDef<ThinCtx, E> = {

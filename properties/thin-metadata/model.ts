@@ -5,7 +5,7 @@
 
 import { machineSystem } from '../../checker/compose.js';
 import type { MState } from '../../checker/machine.js';
-import type { Bounds, BoundSpec, Ev, Instance, Model, System, Variant } from '../../checker/model.js';
+import type { Bounds, Ev, Instance, Model, System, Variant } from '../../checker/model.js';
 import {
   PROFILES,
   crashRecover,
@@ -21,20 +21,13 @@ import {
 import { thinInvariants } from './invariants.js';
 import { thinMutants, thinShipped } from './mutants.js';
 import { thinProjection } from './projection.js';
+import { thinBounds } from './bounds.js';
+import { thinImplAdapter } from './adapter.js';
+
+export { thinBounds };
 
 export type ThinState = MState<ThinCtx>;
 
-export const thinBounds: Readonly<Record<string, BoundSpec>> = {
-  devices: { default: 2, min: 1, max: 4, describe: 'thin device ids' },
-  vblocks: { default: 1, min: 1, max: 4, describe: 'virtual blocks per thin device' },
-  dblocks: { default: 2, min: 1, max: 8, describe: 'data blocks in the pool' },
-  writes: { default: 2, min: 0, max: 8, describe: 'user writes (each carries a fresh value)' },
-  tids: { default: 0, min: 0, max: 4, describe: 'highest transaction id set_transaction_id may set (0: no set_transaction_id)' },
-  metasnap: { default: 0, min: 0, max: 1, describe: '1: reserve/release_metadata_snap messages are tried' },
-  fua: { default: 1, min: 0, max: 2, describe: 'writes tried: 0 plain only, 1 plain and FUA, 2 FUA only' },
-  close: { default: 0, min: 0, max: 1, describe: '1: thin devices may be closed again (deactivated)' },
-  phased: { default: 1, min: 0, max: 1, describe: '1: commit in four crash-interruptible steps; 0: atomic commit' },
-};
 
 export function cfgOf(bounds: Bounds, variant: Variant): ThinCfg {
   const get = (k: string): number => {
@@ -145,4 +138,5 @@ export const thinMetadataModel: Model<ThinState, Ev> = {
   shipped: thinShipped,
   machines: [thinPoolMachine(cfgOf({}, { profile: 'fixed', mutant: null }))],
   instance: thinInstance,
+  impl: thinImplAdapter,
 };

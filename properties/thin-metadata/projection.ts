@@ -19,6 +19,12 @@ export interface ThinProjection {
     /** Per vblock: the value a read returns (0 = zeroes, -1 = never-written disk contents). */
     readonly reads: readonly number[];
   }[];
+  /** The view the durable superblock names (read back from the metadata image on the impl side). */
+  readonly committed: {
+    readonly tid: number;
+    readonly held: boolean;
+    readonly devices: readonly { readonly id: number; readonly mappings: readonly (readonly [number, number])[] }[];
+  };
 }
 
 export function thinProjection(c: ThinCtx, cfg: ThinCfg): Json {
@@ -32,6 +38,11 @@ export function thinProjection(c: ThinCtx, cfg: ThinCfg): Json {
     const reads = Array.from({ length: cfg.vblocks }, (_, v) => readCore(c, id, v));
     devices.push({ id, mappedBlocks: mappings.length, mappings, reads });
   });
-  const p: ThinProjection = { tid: c.core.tid, held: c.core.held, reply: c.reply, devices };
+  const committed = {
+    tid: c.disk.tid,
+    held: c.disk.held,
+    devices: c.disk.devs.flatMap((d, id) => (d === null ? [] : [{ id, mappings: d.map.flatMap((b, v) => (b >= 0 ? [[v, b] as [number, number]] : [])) }])),
+  };
+  const p: ThinProjection = { tid: c.core.tid, held: c.core.held, reply: c.reply, devices, committed };
   return p as unknown as Json;
 }

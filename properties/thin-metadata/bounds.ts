@@ -1,0 +1,16 @@
+// Bounds of the thin-metadata model (machines/thin/pool-txn.ts; drivers/md/dm-thin-metadata.c).
+// Defaults are small enough that exhaustive exploration takes seconds.
+
+import type { BoundSpec } from '../../checker/model.js';
+
+export const thinBounds: Readonly<Record<string, BoundSpec>> = {
+  devices: { default: 2, min: 1, max: 4, describe: 'thin device ids' },
+  vblocks: { default: 1, min: 1, max: 4, describe: 'virtual blocks per thin device' },
+  dblocks: { default: 2, min: 1, max: 8, describe: 'data blocks in the pool' },
+  writes: { default: 2, min: 0, max: 8, describe: 'user writes (each carries a fresh value)' },
+  tids: { default: 0, min: 0, max: 4, describe: 'highest transaction id set_transaction_id may set (0: no set_transaction_id)' },
+  metasnap: { default: 0, min: 0, max: 1, describe: '1: reserve/release_metadata_snap messages are tried' },
+  fua: { default: 1, min: 0, max: 2, describe: 'writes tried: 0 plain only, 1 plain and FUA, 2 FUA only' },
+  close: { default: 0, min: 0, max: 1, describe: '1: thin devices may be closed again (deactivated)' },
+  phased: { default: 1, min: 0, max: 1, describe: '1: commit in four crash-interruptible steps; 0: atomic commit' },
+};
