@@ -5,6 +5,7 @@ import { readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { explore } from './explore.js';
 import { lockstep } from './lockstep.js';
+import { minimizeTrace } from './minimize.js';
 import { boundsWithDefaults, type AnyModel, type Bounds, type Variant } from './model.js';
 import { makeTrace, type Trace } from './trace.js';
 
@@ -87,15 +88,16 @@ export async function hunt(model: AnyModel, target: Target, engine: Engine, opts
   if (!model.impl) return done(null, `model ${model.id} has no implementation for the lockstep runner`);
   const r = await lockstep(model, target.bounds, target.variant, { seed: opts.seed, numRuns: opts.numRuns });
   if (!r.failure) return done(null, `lockstep found no failure in ${r.runs} runs (seed ${r.seed})`);
-  const trace = makeTrace({
+  const shrunk = makeTrace({
     ...fields,
     engine,
     initialIndex: 0,
     steps: r.failure.steps,
     violation: r.failure.violation,
     fastcheck: { seed: r.failure.seed, path: r.failure.path },
-    note: `${target.kind} ${target.id}: shrunk by fast-check`,
+    note: `${target.kind} ${target.id}: shrunk by fast-check, then delta-debugged to a 1-minimal step list`,
   });
+  const trace = await minimizeTrace(model, shrunk);
   return done(trace, breaksOk(target, r.failure.violation.spec));
 }
 
