@@ -107,6 +107,10 @@ class Walker {
 
   constructor(readonly dev: BlockDevice) {}
 
+  isBad(b: number): boolean {
+    return this.bad.has(b);
+  }
+
   err(code: string, message: string): void {
     this.findings.push({ severity: 'error', code, message });
   }
@@ -251,16 +255,21 @@ function superblockFindings(w: Walker, d: Uint8Array, at: number): Superblock | 
 /** Walk the device-details and mapping trees of one superblock (live or snapshot). */
 function walkTrees(w: Walker, sb: Superblock, label: string, countData: boolean, nrDataBlocks: number | null): ReadDevice[] {
   const details = new Map<number, DeviceDetails>();
-  w.walk(sb.deviceDetailsRoot, `${label}device details tree`, 24, (k, d, off) => {
-    details.set(k, decodeDetails(d.subarray(off, off + 24)));
-  });
+  // Walk for counting and validation; then read the entries (shared nodes are walked only once).
+  const detOk = w.walk(sb.deviceDetailsRoot, `${label}device details tree`, 24, () => undefined);
+  if (detOk) readLeaves(w, sb.deviceDetailsRoot, (k, d, off) => details.set(k, decodeDetails(d.subarray(off, off + 24))));
+  else w.err('missing-devices', `${label}missing devices: [0, -]`);
   const tops: [number, number][] = [];
-  const topOk = w.walk(sb.dataMappingRoot, `${label}top-level mapping tree`, 8, (k, d, off) => tops.push([k, getU64(d, off)]));
+  // Sub-tree pointers in a top-level leaf seen before (shared with the live trees) were counted then.
+  const fresh = new Set<string>();
+  const topOk = w.walk(sb.dataMappingRoot, `${label}top-level mapping tree`, 8, (k, d, off) => fresh.add(`${k}:${getU64(d, off)}`));
+  if (topOk) readLeaves(w, sb.dataMappingRoot, (k, d, off) => tops.push([k, getU64(d, off)]));
   const devices: ReadDevice[] = [];
   const mappingIds = new Set<number>();
   for (const [id, sub] of tops) {
     mappingIds.add(id);
-    const ok = w.walk(sub, `${label}thin device ${id} mapping tree`, 8, (k, d, off) => {
+    const walkIt = fresh.has(`${id}:${sub}`);
+    const ok = !walkIt ? !w.isBad(sub) : w.walk(sub, `${label}thin device ${id} mapping tree`, 8, (k, d, off) => {
       const { block } = unpackBlockTime(d, off);
       // The walk calls this once per distinct leaf, so data blocks are counted per leaf.
       if (countData) w.dataRefs.set(block, (w.dataRefs.get(block) ?? 0) + 1);
@@ -289,20 +298,23 @@ function walkTrees(w: Walker, sb: Superblock, label: string, countData: boolean,
   return devices;
 }
 
-/** Mappings of a (shared, already validated) sub-tree without touching the reference counts. */
-function readMappingsNoCount(w: Walker, root: number): MappingEntry[] {
-  const out: MappingEntry[] = [];
+/** Leaf entries of an already validated tree, without touching the reference counts. */
+function readLeaves(w: Walker, root: number, fn: (key: number, d: Uint8Array, off: number) => void): void {
   const rec = (b: number): void => {
     const d = w.dev.read(b);
     const nr = nrEntries(d);
     if (nodeFlags(d) === INTERNAL_NODE) for (let i = 0; i < nr; i++) rec(value64(d, i));
-    else
-      for (let i = 0; i < nr; i++) {
-        const { block, time } = unpackBlockTime(d, valueOffset(d, i));
-        out.push({ vblock: keyAt(d, i), dataBlock: block, time });
-      }
+    else for (let i = 0; i < nr; i++) fn(keyAt(d, i), d, valueOffset(d, i));
   };
   rec(root);
+}
+
+function readMappingsNoCount(w: Walker, root: number): MappingEntry[] {
+  const out: MappingEntry[] = [];
+  readLeaves(w, root, (k, d, off) => {
+    const { block, time } = unpackBlockTime(d, off);
+    out.push({ vblock: k, dataBlock: block, time });
+  });
   return out;
 }
 

@@ -52,6 +52,7 @@ const FATAL_FOR_DUMP = new Set([
   'btree-nr-entries',
   'btree-key-order',
   'missing-mappings',
+  'missing-devices',
   'no-metadata-snap',
 ]);
 
