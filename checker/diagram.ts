@@ -109,7 +109,9 @@ function mergeTransitions(ts: StatechartShape['regions'][number]['transitions'])
       m = { from: t.from, to: t.to, labels: [] };
       out.set(k, m);
     }
-    if (!m.labels.includes(t.label)) m.labels.push(t.label);
+    // A guard named after its own event ('bio [bio]') says nothing more than the event.
+    const label = t.label.replace(/^(\S+) \[\1\]$/, '$1');
+    if (!m.labels.includes(label)) m.labels.push(label);
   }
   return [...out.values()];
 }
@@ -134,7 +136,8 @@ export function statechartDot(shape: StatechartShape): string {
     '  node [shape=box, style="rounded", fontname="Helvetica", fontsize=10, height=0.3];',
     '  edge [fontname="Helvetica", fontsize=8, arrowsize=0.7];',
   ];
-  for (const region of shape.regions) {
+  // With rankdir=LR dot stacks clusters bottom-up, so emit them last-first to read top-down.
+  for (const region of [...shape.regions].reverse()) {
     const ind = flat ? '  ' : '    ';
     const nid = (state: string): string => q(`${region.name}/${state}`);
     if (!flat) {
@@ -278,6 +281,38 @@ function selectNodes(gg: GroupedGraph, cap: number, first: readonly number[] = [
 
 const edgeLabel = (type: string, count: number): string => (count > 1 ? `${type} ×${count}` : type);
 
+interface EdgeBundle {
+  readonly from: number;
+  readonly to: number;
+  readonly operator: boolean;
+  readonly labels: string[];
+}
+
+/**
+ * Grouped edges that share source and target are drawn as one arrow listing each event with its
+ * count (protocol events and engine operators apart): parallel arrows, self-loops above all, would
+ * stack their labels on top of each other.
+ */
+function bundleEdges(edges: readonly GroupedEdge[]): EdgeBundle[] {
+  const out = new Map<string, EdgeBundle>();
+  for (const e of edges) {
+    const operator = e.type.startsWith('@');
+    const k = `${e.from}\u0000${e.to}\u0000${operator ? 1 : 0}`;
+    let b = out.get(k);
+    if (!b) {
+      b = { from: e.from, to: e.to, operator, labels: [] };
+      out.set(k, b);
+    }
+    b.labels.push(edgeLabel(e.type, e.count));
+  }
+  return [...out.values()];
+}
+
+/** Caption lines wrapped so a long title does not overflow a narrow drawing. */
+function wrapCaption(lines: readonly string[], width = 110): string {
+  return lines.map((l) => wrapLabel(l, width)).join('\n');
+}
+
 interface DotGraphParts {
   readonly name: string;
   readonly caption: readonly string[];
@@ -301,8 +336,8 @@ function groupedDot(p: DotGraphParts): string {
       : 'layout=sfdp, overlap=scale, outputorder=edgesfirst';
   const lines: string[] = [
     `digraph ${q(p.name)} {`,
-    `  graph [${graphAttrs}, fontname="Helvetica", fontsize=12, labelloc=t, label=${q(p.caption.join('\n'))}];`,
-    '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica", fontsize=9, margin="0.08,0.03"];',
+    `  graph [${graphAttrs}, fontname="Helvetica", fontsize=12, labelloc=t, label=${q(wrapCaption(p.caption))}];`,
+    '  node [shape=box, style="rounded,filled", fillcolor="#ffffff", fontname="Helvetica", fontsize=9, margin="0.12,0.05"];',
     '  edge [fontname="Helvetica", fontsize=8, color="#666666", fontcolor="#333333", arrowsize=0.6];',
   ];
   for (const v of sel.keep) {
@@ -317,12 +352,11 @@ function groupedDot(p: DotGraphParts): string {
     lines.push(`  init${v} [shape=point, width=0.1, label="", style=filled, fillcolor="#000000"];`);
     lines.push(`  init${v} -> v${v};`);
   }
-  for (const e of gg.edges) {
-    if (!sel.kept.has(e.from) || !sel.kept.has(e.to) || p.skipEdge?.(e)) continue;
-    const attrs = [`label=${q(edgeLabel(e.type, e.count))}`];
-    if (e.type.startsWith('@')) attrs.push('style=dashed', 'color="#b35900"', 'fontcolor="#b35900"');
-    else if (e.from === e.to) attrs.push('color="#aaaaaa"');
-    lines.push(`  v${e.from} -> v${e.to} [${attrs.join(', ')}];`);
+  for (const b of bundleEdges(gg.edges.filter((e) => sel.kept.has(e.from) && sel.kept.has(e.to) && !p.skipEdge?.(e)))) {
+    const attrs = [`label=${q(b.labels.join('\n'))}`];
+    if (b.operator) attrs.push('style=dashed', 'color="#b35900"', 'fontcolor="#b35900"');
+    else if (b.from === b.to) attrs.push('color="#aaaaaa"');
+    lines.push(`  v${b.from} -> v${b.to} [${attrs.join(', ')}];`);
   }
   lines.push(...(p.extra ?? []));
   lines.push('}');
@@ -360,10 +394,9 @@ export function stateGraphMermaid(graph: ExploredGraph | GroupedGraph, opts: Sta
   const lines: string[] = ['---', `title: ${mmText(caption[0]!)}`, '---', 'flowchart TD'];
   for (const c of caption.slice(1)) lines.push(`  %% ${c}`);
   for (const v of sel.keep) lines.push(`  v${v}("${mmText(gg.values[v]!)}")`);
-  for (const e of gg.edges) {
-    if (!sel.kept.has(e.from) || !sel.kept.has(e.to)) continue;
-    const arrow = e.type.startsWith('@') ? '-.->' : '-->';
-    lines.push(`  v${e.from} ${arrow}|"${mmText(edgeLabel(e.type, e.count))}"| v${e.to}`);
+  for (const b of bundleEdges(gg.edges.filter((e) => sel.kept.has(e.from) && sel.kept.has(e.to)))) {
+    const arrow = b.operator ? '-.->' : '-->';
+    lines.push(`  v${b.from} ${arrow}|"${b.labels.map(mmText).join('<br/>')}"| v${b.to}`);
   }
   const init = gg.initial.filter((v) => sel.kept.has(v));
   if (init.length) {
