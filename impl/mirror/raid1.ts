@@ -1,0 +1,311 @@
+// dm-raid1 with its region hash, over any DirtyLog.
+// Follows drivers/md/dm-region-hash.c (v3.14.1): dm_rh_get_state, __rh_alloc (CLEAN if in sync
+// else NOSYNC), rh_inc (CLEAN→DIRTY + mark_region), dm_rh_dec (pending 0: flush_failure→NOSYNC,
+// RECOVERING→quiesced, DIRTY→CLEAN on clean_regions), dm_rh_update_states (recovered: clear +
+// set_region_sync(1); failed-recovered: set_region_sync; clean: clear; then flush, result ignored),
+// dm_rh_mark_nosync, dm_rh_recovery_prepare/start/end; and drivers/md/dm-raid1.c do_mirror
+// (update states → recovery → reads → writes → failures), do_writes (classify, inc pending,
+// sticky log_failure from dm_rh_flush, hold sync writes if log_failure ∧ handle_errors, nosync
+// writes to the default leg), write_callback, do_failures, mirror_end_io, recovery by kcopyd from the
+// default leg (MAX_RECOVERY = 1).
+//
+// Leg I/O, kcopyd copies and kmirrord passes are gate steps ({type:'legio'|'copy'|'pass'}) so a
+// scheduler can interleave them and cut power between any two.
+
+import type { Ev, Gate, Variant } from '../../checker/model.js';
+import type { DirtyLog } from './log-userspace.js';
+import { EIO } from './transfer.js';
+
+/** A mirror leg: per-region content version, with an optional volatile write cache. */
+export class Leg {
+  durable: number[];
+  readonly cache = new Map<number, number>();
+  failNextWrite = false;
+  constructor(
+    regions: number,
+    readonly writeCache: boolean,
+    initial = 0,
+  ) {
+    this.durable = Array.from({ length: regions }, () => initial);
+  }
+  write(region: number, version: number): boolean {
+    if (this.failNextWrite) {
+      this.failNextWrite = false;
+      return false;
+    }
+    if (this.writeCache) this.cache.set(region, version);
+    else this.durable[region] = version;
+    return true;
+  }
+  read(region: number): number {
+    return this.cache.get(region) ?? this.durable[region]!;
+  }
+  flushCache(): void {
+    for (const [r, v] of this.cache) this.durable[r] = v;
+    this.cache.clear();
+  }
+  /** Power cut: the volatile cache is gone. */
+  powerCut(): void {
+    this.cache.clear();
+  }
+}
+
+type State = 'CLEAN' | 'DIRTY' | 'NOSYNC' | 'RECOVERING';
+
+interface Region {
+  state: State;
+  pending: number;
+  list: 'none' | 'clean' | 'quiesced' | 'recovered' | 'failed';
+  delayed: Bio[];
+}
+
+interface Bio {
+  readonly region: number;
+  readonly version: number;
+  readonly done: (err: number) => void;
+}
+
+export interface MirrorOptions {
+  readonly log: DirtyLog;
+  readonly legs: readonly Leg[];
+  readonly gate: Gate<Ev>;
+  readonly variant: Variant;
+  readonly handleErrors: boolean;
+}
+
+export class MirrorSet {
+  private readonly hash = new Map<number, Region>();
+  private writes: Bio[] = [];
+  private failures: Bio[] = [];
+  readonly held: Bio[] = [];
+  logFailure = 0;
+  logFailureEver = 0;
+  private flushFailure = false;
+  private recovering = 0;
+  private passScheduled = false;
+  private nextVersion = 1;
+  /** Writes that reached a leg while the log device said the region was clean (checked by tests). */
+  readonly events: string[] = [];
+
+  constructor(private readonly o: MirrorOptions) {
+    o.log.flushCallback = async () => {
+      for (const leg of o.legs) leg.flushCache();
+      return 0;
+    };
+  }
+
+  /** Submit a write to `region`; resolves 0 or -EIO when the bio completes. */
+  write(region: number): Promise<number> {
+    return new Promise<number>((done) => {
+      this.writes.push({ region, version: this.nextVersion++, done });
+      this.wake();
+    });
+  }
+
+  /** An upper-layer REQ_FLUSH: every leg's cache reaches the media. */
+  flushLegs(): void {
+    for (const leg of this.o.legs) leg.flushCache();
+  }
+
+  regionState(region: number): string {
+    const reg = this.hash.get(region);
+    return reg ? `${reg.state}${reg.list !== 'none' ? '/' + reg.list : ''} pending=${reg.pending}` : 'absent';
+  }
+
+  /** wakeup_mirrord: one do_mirror pass per wake, run when the scheduler releases it. */
+  wake(): void {
+    if (this.passScheduled) return;
+    this.passScheduled = true;
+    void this.o.gate.step({ type: 'pass' }).then(async (go) => {
+      this.passScheduled = false;
+      if (go) await this.doMirror();
+    });
+  }
+
+  private async doMirror(): Promise<void> {
+    await this.updateStates();
+    await this.doRecovery();
+    const writes = this.writes;
+    this.writes = [];
+    await this.doWrites(writes);
+    await this.doFailures();
+  }
+
+  private async getState(region: number): Promise<State> {
+    const reg = this.hash.get(region);
+    if (reg) return reg.state;
+    return (await this.o.log.inSync(region)) ? 'CLEAN' : 'NOSYNC';
+  }
+
+  private async find(region: number): Promise<Region> {
+    let reg = this.hash.get(region);
+    if (!reg) {
+      const inSync = await this.o.log.inSync(region);
+      reg = this.hash.get(region); // another path may have allocated it meanwhile
+      if (!reg) {
+        reg = { state: inSync ? 'CLEAN' : 'NOSYNC', pending: 0, list: inSync ? 'clean' : 'none', delayed: [] };
+        this.hash.set(region, reg);
+      }
+    }
+    return reg;
+  }
+
+  private async updateStates(): Promise<void> {
+    const recovered: number[] = [];
+    const failed: number[] = [];
+    const clean: number[] = [];
+    for (const [r, reg] of this.hash) {
+      if (reg.list === 'clean') clean.push(r);
+      else if (reg.list === 'recovered') recovered.push(r);
+      else if (reg.list === 'failed') failed.push(r);
+    }
+    const delayed: Bio[] = [];
+    for (const r of recovered) {
+      const reg = this.hash.get(r)!;
+      this.hash.delete(r);
+      this.o.log.clearRegion(r);
+      await this.o.log.setRegionSync(r, true);
+      this.recovering--;
+      delayed.push(...reg.delayed);
+    }
+    for (const r of failed) {
+      const reg = this.hash.get(r)!;
+      this.hash.delete(r);
+      await this.o.log.setRegionSync(r, !this.o.handleErrors);
+      this.recovering--;
+      delayed.push(...reg.delayed);
+    }
+    for (const r of clean) {
+      this.hash.delete(r);
+      this.o.log.clearRegion(r);
+    }
+    await this.o.log.flush(); // the result is ignored here
+    if (delayed.length) {
+      this.writes.push(...delayed);
+      this.wake();
+    }
+  }
+
+  private async doRecovery(): Promise<void> {
+    while (this.recovering < 1) {
+      const r = await this.o.log.getResyncWork();
+      if (r === null) break;
+      const reg = await this.find(r);
+      this.recovering++;
+      reg.state = 'RECOVERING';
+      if (reg.list === 'clean') reg.list = 'none';
+      if (reg.pending === 0) this.startCopy(r);
+    }
+  }
+
+  /** kcopyd: copy the region from the default leg to the others, then dm_rh_recovery_end. */
+  private startCopy(region: number): void {
+    const reg = this.hash.get(region)!;
+    reg.list = 'quiesced';
+    void this.o.gate.step({ type: 'copy', r: region }).then((go) => {
+      if (!go) return;
+      const [def, ...others] = this.o.legs;
+      let ok = true;
+      for (const leg of others) ok = leg.write(region, def!.read(region)) && ok;
+      reg.list = ok || !this.o.handleErrors ? 'recovered' : 'failed';
+      this.wake();
+    });
+  }
+
+  private async doWrites(writes: Bio[]): Promise<void> {
+    if (writes.length === 0) return;
+    const sync: Bio[] = [];
+    const nosync: Bio[] = [];
+    for (const bio of writes) {
+      const st = await this.getState(bio.region);
+      if (st === 'RECOVERING') (await this.find(bio.region)).delayed.push(bio);
+      else (st === 'NOSYNC' ? nosync : sync).push(bio);
+    }
+    for (const bio of [...sync, ...nosync]) await this.rhInc(bio.region);
+    const r = await this.o.log.flush();
+    this.logFailure = this.o.variant.mutant === 'log-failure-reset' ? (r ? 1 : 0) : r ? 1 : this.logFailure;
+    if (r) this.logFailureEver = 1;
+    if (this.logFailure && this.o.handleErrors) {
+      this.failures.push(...sync);
+      if (sync.length) this.wake();
+    } else {
+      for (const bio of sync) this.dispatch(bio, this.o.legs);
+    }
+    for (const bio of nosync) this.dispatch(bio, this.o.legs.slice(0, 1));
+  }
+
+  private async rhInc(region: number): Promise<void> {
+    const reg = await this.find(region);
+    reg.pending++;
+    if (reg.state === 'CLEAN') {
+      reg.state = 'DIRTY';
+      if (reg.list === 'clean') reg.list = 'none';
+      this.o.log.markRegion(region);
+    }
+  }
+
+  /** do_write / map_bio: one leg I/O step per leg; end_io when all are done. */
+  private dispatch(bio: Bio, legs: readonly Leg[]): void {
+    let left = legs.length;
+    let failed = false;
+    this.events.push(`dispatch r${bio.region} v${bio.version} to ${legs.length} leg(s)`);
+    legs.forEach((leg, i) => {
+      void this.o.gate.step({ type: 'legio', r: bio.region, leg: i }).then((go) => {
+        if (!go) return;
+        if (!leg.write(bio.region, bio.version)) failed = true;
+        if (--left > 0) return;
+        if (failed) {
+          this.failures.push(bio); // write_callback: DM_RAID1_WRITE_ERROR
+          this.wake();
+        } else this.endIo(bio, 0);
+      });
+    });
+  }
+
+  private endIo(bio: Bio, err: number): void {
+    void this.rhDec(bio.region);
+    bio.done(err);
+  }
+
+  private async rhDec(region: number): Promise<void> {
+    const reg = this.hash.get(region)!;
+    reg.pending--;
+    if (reg.pending !== 0) return;
+    if (this.o.variant.mutant === 'rh-race') {
+      // Seeded: the decision is applied later, outside the lock.
+      const go = await this.o.gate.step({ type: 'dec2', r: region });
+      if (!go) return;
+    }
+    if (this.flushFailure) reg.state = 'NOSYNC';
+    else if (reg.state === 'RECOVERING') this.startCopy(region);
+    else if (reg.state === 'DIRTY') {
+      reg.state = 'CLEAN';
+      reg.list = 'clean';
+    }
+    this.wake();
+  }
+
+  private async doFailures(): Promise<void> {
+    const failures = this.failures;
+    this.failures = [];
+    for (const bio of failures) {
+      if (!this.logFailure) {
+        // dm_rh_mark_nosync
+        await this.o.log.setRegionSync(bio.region, false);
+        const reg = this.hash.get(bio.region);
+        if (reg) {
+          if (reg.state === 'RECOVERING') this.recovering--;
+          reg.state = 'NOSYNC';
+          if (reg.list === 'clean') reg.list = 'none';
+        }
+      }
+      if (this.o.handleErrors) this.held.push(bio);
+      else this.endIo(bio, 0);
+    }
+  }
+
+  /** Held bios end with -EIO at a (non-noflush) suspend. */
+  releaseHeld(): void {
+    for (const bio of this.held.splice(0)) this.endIo(bio, -EIO);
+  }
+}

@@ -1,0 +1,61 @@
+// Assembles one cluster-mirror device: cmirrord-like server and log device, the connector link,
+// dm-log-userspace (with or without integrated_flush) and dm-raid1 on two legs. The table line is
+// what lvm2 would load: "userspace <#args> <UUID> [integrated_flush] clustered-disk <#args>
+// <log dev> <region_size> [no]sync" (drivers/md/dm-log-userspace-base.c userspace_ctr).
+
+import type { Ev, Gate, Variant } from '../../checker/model.js';
+import { CmirrordCluster, LogDevice } from './cmirrord.js';
+import { UserspaceLog } from './log-userspace.js';
+import { Leg, MirrorSet } from './raid1.js';
+import { UlogTransfer } from './transfer.js';
+
+export interface StackOptions {
+  readonly regions: number;
+  readonly integrated: boolean;
+  readonly aware: boolean;
+  readonly gate: Gate<Ev>;
+  readonly variant: Variant;
+  readonly handleErrors?: boolean;
+  readonly legCache?: boolean;
+  /** "sync" creation: nothing is in sync until recovered. Default "nosync". */
+  readonly resync?: boolean;
+  /** Survivors of an earlier life (crash tests). */
+  readonly device?: LogDevice;
+  readonly legs?: readonly Leg[];
+  readonly clearAllocFails?: () => boolean;
+}
+
+export interface Stack {
+  readonly cluster: CmirrordCluster;
+  readonly device: LogDevice;
+  readonly transfer: UlogTransfer;
+  readonly log: UserspaceLog;
+  readonly mirror: MirrorSet;
+  readonly legs: readonly Leg[];
+}
+
+export const REGION_SIZE = 1024; // sectors
+
+export async function buildStack(o: StackOptions): Promise<Stack> {
+  const device = o.device ?? new LogDevice(o.regions, !o.resync);
+  const legs = o.legs ?? [new Leg(o.regions, o.legCache ?? false), new Leg(o.regions, o.legCache ?? false, o.resync ? -1 : 0)];
+  const cluster = new CmirrordCluster({ aware: o.aware, mutant: o.variant.mutant, gate: o.gate, device, regionSize: REGION_SIZE });
+  let transfer: UlogTransfer | null = null;
+  const sendto = cluster.attach((bytes) => transfer?.receive(bytes));
+  transfer = new UlogTransfer(sendto, o.gate);
+  const uuid = 'LVM-mirrorlogtestuuid0000000000000000000000000000000000000000000';
+  const argv = [uuid, ...(o.integrated ? ['integrated_flush'] : []), 'clustered-disk', '4', '253:2', String(REGION_SIZE), o.resync ? 'sync' : 'nosync'];
+  const log = await UserspaceLog.create({
+    transfer,
+    gate: o.gate,
+    argv,
+    tiLen: o.regions * REGION_SIZE,
+    luid: 0xffff8800deadbeefn,
+    variant: o.variant,
+    ...(o.clearAllocFails ? { clearAllocFails: o.clearAllocFails } : {}),
+  });
+  const r = await log.resume();
+  if (r !== 0) throw new Error(`RESUME failed (${r})`);
+  const mirror = new MirrorSet({ log, legs, gate: o.gate, variant: o.variant, handleErrors: o.handleErrors ?? true });
+  return { cluster, device, transfer, log, mirror, legs };
+}
