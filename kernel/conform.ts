@@ -8,7 +8,8 @@
 import type { Profile } from '../machines/thin-pool/types.js';
 import { checkCrashConsistency, type CrashReport } from './crash.js';
 import { hasGolden, readGolden, stableView, TIMING_DEPENDENT, type GoldenCase, type StableStep } from './golden.js';
-import { compareWithDump, decodeWithImpl, parseThinDump } from './image.js';
+import { dumpXml } from '../impl/thin/tools/dump.js';
+import { compareWithDump, decodeWithImpl, deviceFromImage, parseThinDump } from './image.js';
 import { runModelCase, type ModelStep } from './model-run.js';
 import type { PoolStatus, StepResult } from './parse.js';
 import { runKernelCases } from './record.js';
@@ -137,6 +138,10 @@ function cell(f: Partial<Record<Field, string>>): string {
   return `${io} | ${f.mode} ${eins}${f.needsCheck === 'needs_check' ? ' NC' : ''} d=${f.data} m=${f.metaTotal} tx=${f.txid} ${f.held === 'held' ? 'H' : '-'}`;
 }
 
+function b0(s: string): number {
+  return s.trim().split('\n').length;
+}
+
 function pad(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
 }
@@ -185,6 +190,13 @@ export function reportCase(c: KCase, g: GoldenCase, opts: { thinCheck: boolean }
       const diffs = compareWithDump(s, parseThinDump(g.thinDump));
       lines.push(`   metadata image: impl reader ${diffs.length ? 'DIFFERS from' : 'agrees with'} thin_dump (${s.devices.length} device(s), ${s.devices.reduce((a, d) => a + d.mappings.length, 0)} mappings, tx ${s.transactionId}${s.needsCheck ? ', needs_check' : ''})`);
       for (const d of diffs) failures.push(`${c.name} image: ${d}`);
+      // the project's thin_dump must print the kernel's image exactly as thin_dump did
+      const ours = dumpXml(deviceFromImage(g.metaImage));
+      if (ours.trim() !== g.thinDump.trim()) {
+        const a = ours.trim().split('\n'), b = g.thinDump.trim().split('\n');
+        const i = a.findIndex((l, k) => l !== b[k]);
+        failures.push(`${c.name} image: the project's thin_dump differs from thin_dump at line ${i + 1}: '${a[i] ?? ''}' vs '${b[i] ?? ''}'`);
+      } else lines.push(`   thin_dump: the project's dump of the kernel image is identical to thin_dump's (${b0(g.thinDump)} lines)`);
     } else lines.push(`   metadata image: impl reader decodes it (no thin_dump recorded)`);
   } catch (e) {
     failures.push(`${c.name} image: the impl's reader cannot decode the kernel's metadata: ${(e as Error).message}`);
@@ -194,7 +206,7 @@ export function reportCase(c: KCase, g: GoldenCase, opts: { thinCheck: boolean }
     crash = checkCrashConsistency(g.log, r.metaImageBytes, { subsetsPerEpoch: 3, seed: 20140330, thinCheck: opts.thinCheck });
     const neg = crash.negative;
     lines.push(`   crash points: ${crash.flushPoints} flush points + ${crash.subsetImages} epoch subsets (seed 20140330), ${crash.failures.length} failing` +
-      `${crash.thinCheckUsed ? ' (impl checker + thin_check)' : ' (impl checker)'}; negative control (epoch ${neg?.epoch ?? '-'} dropped): ${neg ? `${neg.failed}/${neg.checked} fail` : 'no candidate epoch'}; ` +
+      `${crash.thinCheckUsed ? ' (project checker + reader + thin_check)' : ' (project checker + reader)'}; negative control (epoch ${neg?.epoch ?? '-'} dropped): ${neg ? `${neg.failed}/${neg.checked} fail` : 'no candidate epoch'}; ` +
       `commits ${crash.shape.commits}, shape ${crash.shape.violations.length ? 'VIOLATED' : 'ok'}`);
     for (const f of crash.failures.slice(0, 5)) failures.push(`${c.name} crash ${f.label} (${f.checker}): ${f.message}`);
     if (neg && neg.failed === 0) failures.push(`${c.name}: the negative control (epoch ${neg.epoch} dropped) was not detected`);

@@ -4,6 +4,7 @@
 //   <case>.meta.img.gz    the case's metadata device after teardown
 //   <case>.lw.gz          the dm-log-writes log of every metadata write/flush
 //   <case>.thin_dump.xml  host thin_dump of the metadata image (when the tool was present)
+//   <case>.guest.log      the guest's raw output for the case (the steps can be re-parsed from it)
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +40,7 @@ export interface GoldenRecord {
 
 export interface GoldenCase {
   readonly record: GoldenRecord;
+  readonly guestLog: string;
   readonly metaImage: Buffer;
   readonly log: Buffer;
   readonly thinDump: string | null;
@@ -85,7 +87,7 @@ export function toGolden(c: KCase, raw: RawCaseResult, run: RawRun): GoldenCase 
     dmesg: dmLines(raw.dmesg),
     thinCheckRc: check ? check.rc : null,
   };
-  return { record, metaImage: raw.metaImage, log: raw.logImage, thinDump: dump && dump.rc === 0 ? dump.out : null };
+  return { record, guestLog: raw.log, metaImage: raw.metaImage, log: raw.logImage, thinDump: dump && dump.rc === 0 ? dump.out : null };
 }
 
 export function writeGolden(g: GoldenCase, dir = GOLDEN_DIR): void {
@@ -94,6 +96,7 @@ export function writeGolden(g: GoldenCase, dir = GOLDEN_DIR): void {
   writeFileSync(join(dir, `${n}.meta.img.gz`), gzipSync(g.metaImage, { level: 9 }));
   writeFileSync(join(dir, `${n}.lw.gz`), gzipSync(g.log, { level: 9 }));
   if (g.thinDump !== null) writeFileSync(join(dir, `${n}.thin_dump.xml`), g.thinDump);
+  writeFileSync(join(dir, `${n}.guest.log`), g.guestLog);
 }
 
 export function hasGolden(name: string, dir = GOLDEN_DIR): boolean {
@@ -106,8 +109,10 @@ export function readGolden(name: string, dir = GOLDEN_DIR): GoldenCase {
   const record = JSON.parse(readFileSync(p, 'utf8')) as GoldenRecord;
   if (record.format !== GOLDEN_FORMAT) throw new Error(`golden record ${p} has format ${record.format}, expected ${GOLDEN_FORMAT}: re-record it`);
   const dumpPath = join(dir, `${name}.thin_dump.xml`);
+  const logPath = join(dir, `${name}.guest.log`);
   return {
     record,
+    guestLog: existsSync(logPath) ? readFileSync(logPath, 'utf8') : '',
     metaImage: gunzipSync(readFileSync(join(dir, `${name}.meta.img.gz`))),
     log: gunzipSync(readFileSync(join(dir, `${name}.lw.gz`))),
     thinDump: existsSync(dumpPath) ? readFileSync(dumpPath, 'utf8') : null,

@@ -57,6 +57,8 @@ function cfgFor(c: KCase, first: PoolTable, profile: Profile): PoolConfig {
     md: first.metaBlocks,
     mdMax: c.maxMetaBlocks,
     lowWater: first.lowWater,
+    // the scenarios park at most a couple of bios at once
+    maxQueue: 8,
     eins: first.features.includes('error_if_no_space'),
   };
 }

@@ -167,7 +167,8 @@ export function parseCaseLog(log: string, events: readonly KEvent[]): CaseRecord
   events.forEach((event, index) => {
     const a = acc.get(index);
     if (!a) return; // never reached (watchdog or an earlier crash of the script)
-    const ok = a.rcs.length > 0 && a.rcs.every((r) => r === 0);
+    // events without a command of their own (await) succeed unless something they ran failed
+    const ok = a.rcs.every((r) => r === 0);
     const errText = a.out.find((o) => errnoOf(o) !== null) ?? '';
     const step: StepResult = {
       index, event, t: a.t, ok, errno: ok ? null : errnoOf(errText),
