@@ -119,6 +119,11 @@ export class BlockManager {
     e.dirty = true;
   }
 
+  /** Blocks with unwritten changes, ascending. */
+  dirtyBlocks(): number[] {
+    return [...this.cache].filter(([, e]) => e.dirty).map(([b]) => b).sort((a, b) => a - b);
+  }
+
   /** Whether the block has unwritten changes in the cache. */
   isDirty(b: number): boolean {
     return this.cache.get(b)?.dirty ?? false;

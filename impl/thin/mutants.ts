@@ -57,7 +57,7 @@ export const thinMetadataMutants: readonly MutantInfo[] = [
   },
   {
     id: 'thin-26-alloc-stale-cursor',
-    title: 'the allocator searches the committed space map only and does not advance its cursor, so a block already in use is handed out again',
+    title: 'the data allocator searches the committed space map only and does not advance its cursor, so a block already in use is handed out again',
     fix: "4feaef830de7ffdd8352e1fe14ad3bf13c9688f8 dm space map common: fix to ensure new block isn't already in use",
     breaks: ['THIN-META-3', 'THIN-META-4'],
     killedBy: ['lockstep'],

@@ -280,6 +280,17 @@ function walkTrees(w: Walker, sb: Superblock, label: string, countData: boolean,
     // Shared nodes are walked by their first owner only; read this device's whole view again.
     const full = ok ? readMappingsNoCount(w, sub) : [];
     if (!ok) w.err('missing-mappings', `${label}thin device ${id} is missing mappings [0, -]`);
+    // dm-thin never maps two blocks of one device to the same data block (no dedupe): an alias
+    // means the allocator handed out a block already in use (THIN-META-3).
+    const seenData = new Map<number, number>();
+    for (const m of full) {
+      const o = seenData.get(m.dataBlock);
+      if (o !== undefined) {
+        w.err('data-alias', `${label}thin device ${id} maps blocks ${o} and ${m.vblock} to the same data block ${m.dataBlock}`);
+        break;
+      }
+      seenData.set(m.dataBlock, m.vblock);
+    }
     const det = details.get(id) ?? null;
     if (!det) w.err('device-sets', `${label}thin device ${id} is in the mapping tree but has no device details`);
     else if (ok && det.mappedBlocks !== full.length) {
