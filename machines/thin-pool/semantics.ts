@@ -17,6 +17,7 @@ import type {
   IoRecord,
   IoResult,
   Last,
+  MdObservation,
   MdFailure,
   Mode,
   PoolConfig,
@@ -100,15 +101,42 @@ type MutCtx = Mutable<Omit<PoolCtx, 'map' | 'cmap' | 'allocTx' | 'retry' | 'dura
   durable: number[];
   acked: number[];
 };
-type MutLast = Mutable<Omit<Last, 'released' | 'mdFailures' | 'aborts' | 'events' | 'mdObs'>> & {
+type MutLast = Mutable<Omit<Last, 'released' | 'mdFailures' | 'aborts' | 'events' | 'mdObs' | 'commitModes'>> & {
+  commitModes: Mode[];
   released: IoRecord[];
   mdFailures: MdFailure[];
   aborts: string[];
   events: string[];
-  mdObs: number[];
+  mdObs: MdObservation[];
 };
 
-const cloneMap = (m: readonly (readonly number[] | null)[]): (number[] | null)[] => m.map((t) => (t ? t.slice() : null));
+// Hot path of the explorer: plain loops, no closures (tsx wraps every closure in a naming helper).
+function cloneMap(m: readonly (readonly number[] | null)[]): (number[] | null)[] {
+  const out: (number[] | null)[] = new Array<number[] | null>(m.length);
+  for (let i = 0; i < m.length; i++) {
+    const t = m[i]!;
+    out[i] = t ? t.slice() : null;
+  }
+  return out;
+}
+
+function sortedUnique(a: number[]): number[] {
+  if (a.length <= 1) return a;
+  const out: number[] = [];
+  for (const x of a) if (!out.includes(x)) out.push(x);
+  out.sort(byNumber);
+  return out;
+}
+
+function byNumber(x: number, y: number): number {
+  return x - y;
+}
+
+function without(a: number[], v: number): number[] {
+  const out: number[] = [];
+  for (const x of a) if (x !== v) out.push(x);
+  return out;
+}
 
 function begin(cfg: PoolConfig, s: PoolState, ev: PoolEvent): Work {
   const c = s.ctx;
@@ -135,8 +163,12 @@ function begin(cfg: PoolConfig, s: PoolState, ev: PoolEvent): Work {
       events: [],
       mdObsBefore: c.mdObs,
       mdObs: [],
+      lwBefore: c.lwTriggered,
+      dataBefore: c.dataNr,
+      mdBefore: c.mdNrNew,
       errno: null,
       committed: false,
+      commitModes: [],
       writeWhileRo: false,
     },
   };
@@ -145,7 +177,7 @@ function begin(cfg: PoolConfig, s: PoolState, ev: PoolEvent): Work {
 /** Rebuild the context with a fixed key order (state keys are JSON strings). */
 function finish(w: Work): PoolState {
   const c = w.c;
-  const sorted = (a: number[]) => [...new Set(a)].sort((x, y) => x - y);
+  const sorted = sortedUnique;
   const ctx: PoolCtx = {
     eins: c.eins,
     einsReq: c.einsReq,
@@ -190,8 +222,12 @@ function finish(w: Work): PoolState {
       events: w.last.events,
       mdObsBefore: w.last.mdObsBefore,
       mdObs: w.last.mdObs,
+      lwBefore: w.last.lwBefore,
+      dataBefore: w.last.dataBefore,
+      mdBefore: w.last.mdBefore,
       errno: w.last.errno,
       committed: w.last.committed,
+      commitModes: w.last.commitModes,
       writeWhileRo: w.last.writeWhileRo,
     },
   };
@@ -225,7 +261,9 @@ export function eventLabel(e: PoolEvent): string {
 // ---------------------------------------------------------------------------------------------
 // Pool mode (set_pool_mode) and the degradation path.
 
-const fixed = (w: Work) => w.cfg.profile === 'fixed';
+function fixed(w: Work): boolean {
+  return w.cfg.profile === 'fixed';
+}
 
 function completeQueued(w: Work, bio: QueuedBio, result: IoResult): void {
   w.c.balance += 1; // left the queue
@@ -329,11 +367,11 @@ function mdAlloc(w: Work, useReserve: boolean): Errno {
 /** sm_metadata_new_block → check_threshold: edge-triggered metadata low-water event. */
 function observeMdFree(w: Work, free: number): void {
   const c = w.c;
-  w.last.mdObs.push(free);
-  const below = (v: number) => c.mdThrArmed && v <= c.mdThr;
-  const already = c.mdObs >= 0 && below(c.mdObs);
-  let fire = below(free) && !already;
-  if (isMutant(w.cfg, '6-level')) fire = below(free);
+  w.last.mdObs.push({ v: free, prev: c.mdObs, armed: c.mdThrArmed });
+  const belowNow = c.mdThrArmed && free <= c.mdThr;
+  const already = c.mdObs >= 0 && c.mdThrArmed && c.mdObs <= c.mdThr;
+  let fire = belowNow && !already;
+  if (isMutant(w.cfg, '6-level')) fire = belowNow;
   if (isMutant(w.cfg, '6-never')) fire = false;
   if (fire) w.last.events.push('md-threshold');
   c.mdObs = free;
@@ -374,6 +412,7 @@ function commitMetadata(w: Work): Errno {
   c.changed = false;
   c.needsCheckDisk = c.needsCheck;
   w.last.committed = true;
+  w.last.commitModes.push(w.mode);
   return 'ok';
 }
 
@@ -387,7 +426,10 @@ function commit(w: Work): Errno {
   }
   if (fixed(w)) {
     // check_for_data_space / check_for_metadata_space of later kernels.
-    if (w.mode === 'out_of_data_space' && dataFree(w.c) > 0) setPoolMode(w, 'write');
+    if (w.mode === 'out_of_data_space' && dataFree(w.c) > 0) {
+      setPoolMode(w, 'write');
+      requeueRetryList(w);
+    }
     if (mdFree(w.c) - MD_RESERVE <= 0 && !isMutant(w.cfg, '23-no-metadata-reserve')) setPoolMode(w, 'out_of_metadata_space');
   }
   return 'ok';
@@ -548,8 +590,8 @@ function processBio(w: Work, bio: Bio, fromRetry: boolean): void {
             if (r === 'ok') {
               c.map[0]![bio.v] = -1;
               c.changed = true;
-              c.acked = c.acked.filter((x) => x !== bio.v);
-              c.durable = c.durable.filter((x) => x !== bio.v);
+              c.acked = without(c.acked, bio.v);
+              c.durable = without(c.durable, bio.v);
             } else {
               w.last.mdFailures.push({ op: 'remove', r });
             }
@@ -617,6 +659,11 @@ function submit(w: Work, bio: Bio): void {
 /** pool_resume: re-arm the data low-water event and re-process everything on the retry list. */
 function poolResume(w: Work): void {
   w.c.lwTriggered = false;
+  requeueRetryList(w);
+}
+
+/** __requeue_bios / requeue_bios: the parked bios go back to the worker and are processed again. */
+function requeueRetryList(w: Work): void {
   const bios = w.c.retry;
   w.c.retry = [];
   for (const b of bios) {
@@ -719,9 +766,11 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
     case 'write':
     case 'discard':
       if (e.v < 0 || e.v >= cfg.vblocks) return null;
+      if (e.type === 'write' && c.retry.length >= cfg.maxQueue) return null;
       submit(w, { op: e.type, v: e.v });
       break;
     case 'flush':
+      if (c.retry.length >= cfg.maxQueue) return null;
       submit(w, { op: 'flush', v: 0 });
       break;
     case 'create_thin':
@@ -832,7 +881,8 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
       }
       break;
     case 'set_timeout':
-      if (cfg.profile !== 'fixed' || c.timeoutOn === e.on) return null;
+      // The module parameter is only changed while nothing is waiting on the timer.
+      if (cfg.profile !== 'fixed' || c.timeoutOn === e.on || w.mode === 'out_of_data_space') return null;
       c.timeoutOn = e.on;
       break;
   }
@@ -895,15 +945,16 @@ export function candidateEvents(cfg: PoolConfig, s: PoolState): PoolEvent[] {
   out.push({ type: 'tick' });
   out.push({ type: 'resume' });
   const c = s.ctx;
-  const dataSizes = [c.dataNr - 1, c.dataNr, c.dataNr + 1].filter((d) => d >= 1 && d <= cfg.dataMax);
-  const mdSizes = [c.mdNrNew, c.mdNrNew + 2].filter((m) => m <= cfg.mdMax);
-  for (const d of dataSizes) for (const m of mdSizes) out.push({ type: 'reload', data: d, md: m, eins: c.einsReq, bs: c.sbBlockSize });
-  out.push({ type: 'reload', data: c.dataNr, md: c.mdNrNew, eins: !c.einsReq, bs: c.sbBlockSize });
-  out.push({ type: 'reload', data: c.dataNr, md: c.mdNrNew, eins: c.einsReq, bs: c.sbBlockSize + 1 });
+  // Reloads: grow data, grow metadata, shrink data (refused), flip error_if_no_space, change block size.
+  const same = { type: 'reload', data: c.dataNr, md: c.mdNrNew, eins: c.einsReq, bs: c.sbBlockSize } as const;
+  if (c.dataNr + 1 <= cfg.dataMax) out.push({ ...same, data: c.dataNr + 1 });
+  if (c.mdNrNew + 2 <= cfg.mdMax) out.push({ ...same, md: c.mdNrNew + 2 });
+  if (c.dataNr > 1) out.push({ ...same, data: c.dataNr - 1 });
+  out.push(same);
+  out.push({ ...same, eins: !c.einsReq });
+  out.push({ ...same, bs: c.sbBlockSize + 1 });
   out.push({ type: 'reactivate', clear: false });
   if (c.needsCheckDisk) out.push({ type: 'reactivate', clear: true });
-  out.push({ type: 'fault', kind: 'md-io' });
-  out.push({ type: 'fault', kind: 'md-io-abort' });
   if (cfg.profile === 'fixed') {
     out.push({ type: 'timer_expire' });
     out.push({ type: 'set_timeout', on: !c.timeoutOn });

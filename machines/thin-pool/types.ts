@@ -59,6 +59,13 @@ export interface IoRecord {
   readonly result: IoResult;
 }
 
+/** One check_threshold call: the free count, the previous observed value (-1 = none), callback registered. */
+export interface MdObservation {
+  readonly v: number;
+  readonly prev: number;
+  readonly armed: boolean;
+}
+
 /** A metadata operation that failed in this step, and whether the pool escalated it. */
 export interface MdFailure {
   readonly op: 'alloc' | 'insert' | 'remove' | 'commit' | 'resize' | 'message';
@@ -85,11 +92,16 @@ export interface Last {
   readonly events: readonly string[];
   /** Metadata free count observed before the step and after each metadata allocation of this step. */
   readonly mdObsBefore: number;
-  readonly mdObs: readonly number[];
+  readonly mdObs: readonly MdObservation[];
+  /** low_water_triggered and the space-map sizes (data old_ll, metadata ll) before the step. */
+  readonly lwBefore: boolean;
+  readonly dataBefore: number;
+  readonly mdBefore: number;
   /** Errno of a message / resume, null if the step had none. */
   readonly errno: Errno | null;
-  /** Whether a commit succeeded in this step. */
+  /** Whether a commit succeeded in this step, and the modes the commits ran in. */
   readonly committed: boolean;
+  readonly commitModes: readonly Mode[];
   /** Whether a metadata write was attempted while the block manager was read-only. */
   readonly writeWhileRo: boolean;
 }
@@ -165,6 +177,8 @@ export interface PoolConfig {
   readonly md: number;
   readonly mdMax: number;
   readonly lowWater: number;
+  /** Most bios the environment keeps parked at once (bounds the state space). */
+  readonly maxQueue: number;
   /** Whether the error_if_no_space feature is in the initial table. */
   readonly eins: boolean;
 }
