@@ -5,11 +5,15 @@ import { bakeryModel, petersonModel, philsModel } from './beem/models.js';
 import { kobjectModel } from './kobject/model.js';
 import { mirrorLogModel } from './mirror-log/model.js';
 import { thinMetadataModel } from './thin-metadata/model.js';
+import { cacheMqModel } from './cache-mq/model.js';
+import { snapshotStoreModel } from './snapshot-store/model.js';
 
 export const models: readonly AnyModel[] = [
   asModel(kobjectModel),
   asModel(mirrorLogModel),
   asModel(thinMetadataModel),
+  asModel(cacheMqModel),
+  asModel(snapshotStoreModel),
   asModel(philsModel),
   asModel(petersonModel),
   asModel(bakeryModel),

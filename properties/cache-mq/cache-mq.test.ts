@@ -168,7 +168,7 @@ describe('cache-mq: exhaustive and lockstep', () => {
     // Drives both sides directly: long runs are out of reach of the lockstep command budget.
     const b = boundsWithDefaults(cacheMqModel, { cacheSize: 2, oblocks: 4, readAdj: 0, writeAdj: 0, seqThreshold: 512, maxTick: 40 });
     const inst = cacheMqModel.instance(b, { profile: 'linux-3.14', mutant: null });
-    const impl = cacheMqModel.impl!.create({ profile: 'linux-3.14', mutant: null }, b, { step: () => Promise.resolve() });
+    const impl = cacheMqModel.impl!.create({ profile: 'linux-3.14', mutant: null }, b, { step: () => Promise.resolve(true) });
     let s = inst.system.initial()[0]!;
     const evs = [
       { type: 'MAP', o: 0, dir: 'R', disc: false, mig: true },
