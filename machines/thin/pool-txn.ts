@@ -62,7 +62,9 @@ export interface View {
 export type Pending =
   | { readonly k: 'data'; readonly b: number; readonly v: number }
   | { readonly k: 'meta' }
-  | { readonly k: 'sb' };
+  | { readonly k: 'sb' }
+  /** The dirty superblock written back by the first flush of a fixed-profile commit: old roots, new held_root. */
+  | { readonly k: 'sbheld' };
 
 export interface Broken {
   readonly spec: readonly string[];
@@ -78,6 +80,11 @@ export interface ThinCtx {
     readonly begin: number;
     /** A successful message is waiting for the commit pool_message issues after it. */
     readonly msgDirty: boolean;
+    /**
+     * The superblock buffer is dirty outside a commit (reserve/release_metadata_snap wrote held_root
+     * into it and unlocked it), so the next commit's first write-back of dirty buffers writes it.
+     */
+    readonly sbDirty: boolean;
   };
   /** The view the durable superblock names. */
   readonly disk: View;
@@ -144,7 +151,7 @@ export function emptyView(cfg: ThinCfg): View {
 
 export function initialContext(cfg: ThinCfg): ThinCtx {
   return {
-    core: { devs: rep(cfg.devices, null), tid: 0, held: false, begin: 0, msgDirty: false },
+    core: { devs: rep(cfg.devices, null), tid: 0, held: false, begin: 0, msgDirty: false, sbDirty: false },
     disk: emptyView(cfg),
     staged: null,
     nodesDurable: false,
@@ -293,13 +300,14 @@ function doReserve(cfg: ThinCfg) {
   return (c: ThinCtx): ThinCtx => {
     const c1 = commitNow(c);
     if (c1.core.held) return reply(c1, '-EBUSY');
-    return { ...c1, reply: 'ok', core: { ...c1.core, held: true, msgDirty: true } };
+    return { ...c1, reply: 'ok', core: { ...c1.core, held: true, msgDirty: true, sbDirty: true } };
   };
 }
 
+/** __release_metadata_snap clears held_root in the superblock buffer before it checks it, so even the -EINVAL path leaves the buffer dirty. */
 function doRelease(c: ThinCtx): ThinCtx {
-  if (!c.core.held) return reply(c, '-EINVAL');
-  return { ...c, reply: 'ok', core: { ...c.core, held: false, msgDirty: true } };
+  if (!c.core.held) return { ...c, reply: '-EINVAL', core: { ...c.core, sbDirty: true } };
+  return { ...c, reply: 'ok', core: { ...c.core, held: false, msgDirty: true, sbDirty: true } };
 }
 
 function setOpen(open: boolean) {
@@ -403,7 +411,26 @@ function flushData(c: ThinCtx): ThinCtx {
 
 function flushMeta(c: ThinCtx): ThinCtx {
   const hadNodes = c.pending.some((p) => p.k === 'meta');
-  return { ...c, nodesDurable: c.nodesDurable || hadNodes, pending: c.pending.filter((p) => p.k === 'data') };
+  const c1 = c.pending.some((p) => p.k === 'sbheld') ? landHeldRoot(c) : c;
+  return { ...c1, nodesDurable: c1.nodesDurable || hadNodes, pending: c1.pending.filter((p) => p.k === 'data') };
+}
+
+/**
+ * The old superblock with the new held_root is durable: its space maps do not count the held
+ * root's change (the copy block it names, or the copy it drops), so the committed image's metadata
+ * reference counts are wrong until the new superblock lands (fixed-profile dm_tm_pre_commit →
+ * dm_bm_flush writes every dirty buffer, the superblock included).
+ */
+function landHeldRoot(c: ThinCtx): ThinCtx {
+  const staged = c.staged;
+  if (staged === null || staged.held === c.disk.held) return c;
+  const broken: Broken = c.broken ?? {
+    spec: ['THIN-META-4'],
+    msg: `the superblock buffer dirtied by ${staged.held ? 'reserve' : 'release'}_metadata_snap reached the disk before the commit: the committed superblock ${
+      staged.held ? 'names a held root its space map does not count' : 'drops a held root its space map still counts'
+    }`,
+  };
+  return { ...c, disk: { ...c.disk, held: staged.held }, broken };
 }
 
 /**
@@ -420,9 +447,20 @@ function doCommitBegin(cfg: ThinCfg) {
     const staged: View = cfg.variant.mutant === 'precommit-after-roots' ? { ...view, rc: c0.disk.rc } : view;
     const devs = c0.core.devs.map((d) => (d === null ? null : { ...d, changed: false }));
     const pending: Pending[] = [...c0.pending, { k: 'meta' }];
-    if (cfg.variant.mutant === 'sb-before-flush') pending.push({ k: 'sb' });
+    if (sbGoesEarly(c0, cfg)) pending.push({ k: 'sb' });
+    else if (c0.core.sbDirty) pending.push({ k: 'sbheld' });
     return { ...c0, staged, nodesDurable: false, pending, core: { ...c0.core, devs, begin: 0 } };
   };
+}
+
+/**
+ * The superblock reaches the disk with the other blocks: mutant sb-before-flush, or (linux-3.14) a
+ * superblock buffer left dirty by reserve/release: __commit_transaction fills the locked buffer
+ * with the new roots and dm_bufio_write_dirty_buffers writes it with everything else before the
+ * flush (the hazard a9d45396 removed).
+ */
+export function sbGoesEarly(c: ThinCtx, cfg: ThinCfg): boolean {
+  return cfg.variant.mutant === 'sb-before-flush' || (c.core.sbDirty && cfg.variant.profile === 'linux-3.14');
 }
 
 function doSbWrite(c: ThinCtx): ThinCtx {
@@ -439,7 +477,7 @@ function doSbFlush(cfg: ThinCfg) {
 
 function landSuperblock(c: ThinCtx, cfg: ThinCfg): ThinCtx {
   const disk = c.staged ?? c.disk;
-  let out: ThinCtx = { ...c, disk, staged: null, nodesDurable: false, fuaWait: [], core: { ...c.core, msgDirty: false } };
+  let out: ThinCtx = { ...c, disk, staged: null, nodesDurable: false, fuaWait: [], core: { ...c.core, msgDirty: false, sbDirty: false } };
   for (const f of c.fuaWait) out = withWant(out, f.d, f.v, durableFrom(f.val));
   // A device whose deletion is now committed cannot come back: forget its history.
   const want = out.want.map((w, d) => (disk.devs[d] === null && out.core.devs[d] === null ? rep(cfg.vblocks, [ZERO]) : w));
@@ -450,7 +488,9 @@ function landSuperblock(c: ThinCtx, cfg: ThinCfg): ThinCtx {
 function doCommit(cfg: ThinCfg) {
   const begin = doCommitBegin(cfg);
   const end = doSbFlush(cfg);
-  return (c: ThinCtx): ThinCtx => end(doSbWrite(flushMeta(begin(c))));
+  // No crash point inside: a superblock written early by the first flush is overwritten by the second.
+  const noEarlySb = (c: ThinCtx): ThinCtx => ({ ...c, pending: c.pending.filter((p) => p.k !== 'sbheld') });
+  return (c: ThinCtx): ThinCtx => end(doSbWrite(flushMeta(noEarlySb(begin(c)))));
 }
 
 // ---------------------------------------------------------------- crash
@@ -464,14 +504,21 @@ export function crashRecover(c: ThinCtx, keep: readonly number[], torn: number |
   const data = c.data.slice();
   let nodes = c.nodesDurable;
   let sb = false;
+  let heldLands = false;
   c.pending.forEach((p, i) => {
     if (!keep.includes(i) && i !== torn) return;
     if (p.k === 'data') data[p.b] = p.v;
     else if (p.k === 'meta') nodes = nodes || i !== torn;
+    else if (p.k === 'sbheld') heldLands = true;
     else sb = true;
   });
   let broken = c.broken;
   let disk = c.disk;
+  if (heldLands && !sb) {
+    const h = landHeldRoot(c);
+    broken = h.broken;
+    disk = h.disk;
+  }
   if (sb && c.staged !== null) {
     disk = c.staged;
     if (!nodes && broken === null) {
@@ -500,7 +547,7 @@ export function crashRecover(c: ThinCtx, keep: readonly number[], torn: number |
     want.push(row);
   }
   return {
-    core: { devs, tid: disk.tid, held: disk.held, begin: 0, msgDirty: false },
+    core: { devs, tid: disk.tid, held: disk.held, begin: 0, msgDirty: false, sbDirty: false },
     disk,
     staged: null,
     nodesDurable: false,
@@ -575,7 +622,6 @@ export function thinPoolMachine(cfg: ThinCfg): ThinMachine {
     update: (c, e) => (e.type === 'crash' ? crashRecover(c, e.keep, e.torn, cfg) : c),
   };
   const phased = cfg.phased === 1;
-  const sbEarly = cfg.variant.mutant === 'sb-before-flush';
   return defineFlatMachine<ThinCtx, E>({
     id: 'thin-pool-txn',
     context: initialContext(cfg),
@@ -589,7 +635,12 @@ export function thinPoolMachine(cfg: ThinCfg): ThinMachine {
           ...writes,
           crash,
           ...(phased
-            ? { commit_begin: { target: sbEarly ? 'sbIssued' : 'nodesIssued', update: doCommitBegin(cfg) } }
+            ? {
+                commit_begin: [
+                  { label: 'sb goes early', guard: (c: ThinCtx) => sbGoesEarly(c, cfg), target: 'sbIssued', update: doCommitBegin(cfg) },
+                  { target: 'nodesIssued', update: doCommitBegin(cfg) },
+                ],
+              }
             : { commit: { target: 'clean', update: doCommit(cfg) } }),
         },
       },

@@ -74,7 +74,7 @@ export class HoldingDevice extends BlockDevice {
 }
 
 /** Mirrors the machine's pending-write list, so crash indices can be mapped onto real writes. */
-type Entry = { readonly k: 'data'; readonly block: number } | { readonly k: 'meta' } | { readonly k: 'sb' };
+type Entry = { readonly k: 'data'; readonly block: number } | { readonly k: 'meta' } | { readonly k: 'sb' } | { readonly k: 'sbheld' };
 
 type Phase = 'idle' | 'nodesIssued' | 'nodesDurable' | 'sbIssued';
 
@@ -96,6 +96,8 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   /** Held commit IO: groups[0] = btree/space-map blocks, groups[1] = the superblock. */
   private groups: Held[][] = [];
   private seq = 0;
+  /** The superblock buffer was dirtied outside a commit (reserve/release), as the machine's sbDirty. */
+  private sbDirty = false;
   private reply: string | null = null;
   private broken: { spec: string[]; message: string } | null = null;
   private durableCache: { key: number; json: Json; finding: { spec: string[]; message: string } | null } | null = null;
@@ -129,6 +131,8 @@ export class ThinImplHandle implements ImplHandle<Ev> {
       case 'reserve':
       case 'release':
         this.reply = this.path.message(e);
+        if ((e.type === 'reserve' && this.reply === 'ok') || e.type === 'release') this.sbDirty = true;
+        if (e.type === 'reserve') this.sbDirty = this.reply === 'ok' || this.sbDirty;
         return;
       case 'open':
         this.path.open(e.dev);
@@ -156,6 +160,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
         return;
       case 'commit':
         this.path.commit();
+        this.sbDirty = false;
         this.afterDataFlushByCommit();
         this.durableVersion++;
         return;
@@ -166,7 +171,9 @@ export class ThinImplHandle implements ImplHandle<Ev> {
         this.path.pmd.commit();
         this.groups = this.meta.release();
         this.entries.push({ k: 'meta' });
-        if (this.machineVariant.mutant === 'sb-before-flush') this.entries.push({ k: 'sb' });
+        if (this.machineVariant.mutant === 'sb-before-flush' || (this.sbDirty && this.variant.profile === 'linux-3.14')) this.entries.push({ k: 'sb' });
+        else if (this.sbDirty) this.entries.push({ k: 'sbheld' });
+        this.sbDirty = false;
         this.phase = 'nodesIssued';
         return;
       case 'meta_flush':
@@ -207,6 +214,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   private crash(keep: readonly number[], torn: number | null): void {
     const dataKeep: number[] = [];
     let metaLands = false;
+    let heldLands = false;
     let sbLands: 'no' | 'whole' | 'torn' = 'no';
     let dataIdx = 0;
     this.entries.forEach((x, i) => {
@@ -215,6 +223,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
         if (kept) dataKeep.push(dataIdx);
         dataIdx++;
       } else if (x.k === 'meta') metaLands = kept;
+      else if (x.k === 'sbheld') heldLands = kept;
       else if (kept) sbLands = 'whole';
       else if (torn === i) sbLands = 'torn';
     });
@@ -230,7 +239,11 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     };
     const [g0 = [], ...rest] = this.groups;
     const later = rest.flat();
-    if (this.phase === 'nodesIssued' && metaLands) for (const w of g0) put(w, false);
+    // 'meta' is every block of the first write-back but the superblock; 'sbheld' is the superblock
+    // in it (fixed profile); 'sb' is the last superblock write of the commit.
+    if (this.phase === 'nodesIssued') {
+      for (const w of g0) if ((w.block !== 0 && metaLands) || (w.block === 0 && heldLands)) put(w, false);
+    }
     if (sbLands !== 'no') {
       const sbw = [...g0, ...later].filter((w) => w.block === 0).pop();
       if (sbw) put(sbw, sbLands === 'torn');
@@ -242,6 +255,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     this.groups = [];
     this.phase = 'idle';
     this.reply = null;
+    this.sbDirty = false;
     this.durableVersion++;
     try {
       const pmd = PoolMetadata.open(metaDev, { variant: this.variant });

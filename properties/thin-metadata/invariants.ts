@@ -45,6 +45,8 @@ export function thinInvariants(cfg: ThinCfg): Invariant<S>[] {
       name: 'refcounts-at-commit',
       check: (s) => {
         const c = s.context;
+        const hit = brokenUnder('THIN-META-4')(s);
+        if (hit) return hit;
         return rcMismatch(c.disk, 'committed superblock', cfg.dblocks) ?? (c.staged ? rcMismatch(c.staged, 'transaction being committed', cfg.dblocks) : null);
       },
     },

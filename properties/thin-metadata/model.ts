@@ -22,6 +22,7 @@ import { thinInvariants } from './invariants.js';
 import { thinMutants, thinShipped } from './mutants.js';
 import { thinProjection } from './projection.js';
 import { thinBounds } from './bounds.js';
+import { THIN_METADATA_MUTANT_IDS } from '../../impl/thin/mutants.js';
 import { thinImplAdapter } from './adapter.js';
 
 export { thinBounds };
@@ -38,8 +39,10 @@ export function cfgOf(bounds: Bounds, variant: Variant): ThinCfg {
   if (!(PROFILES as readonly string[]).includes(variant.profile)) {
     throw new Error(`thin-metadata: unknown profile '${variant.profile}'; use one of ${PROFILES.join(', ')}`);
   }
-  if (variant.mutant !== null && !thinMutants.some((m) => m.id === variant.mutant)) {
-    throw new Error(`thin-metadata: unknown mutant '${variant.mutant}'; known: ${thinMutants.map((m) => m.id).join(', ')}`);
+  // Implementation mutants (impl/thin/mutants.ts) leave the machine correct: lockstep must catch them.
+  const known = [...thinMutants.map((m) => m.id), ...THIN_METADATA_MUTANT_IDS];
+  if (variant.mutant !== null && !known.includes(variant.mutant)) {
+    throw new Error(`thin-metadata: unknown mutant '${variant.mutant}'; known: ${known.join(', ')}`);
   }
   return {
     devices: get('devices'),
@@ -72,7 +75,7 @@ function stateKey(s: ThinState): string {
   return [
     s.value[0],
     core,
-    `${c.core.tid}${c.core.held ? 'h' : ''}${c.core.msgDirty ? 'm' : ''}@${c.core.begin}`,
+    `${c.core.tid}${c.core.held ? 'h' : ''}${c.core.msgDirty ? 'm' : ''}${c.core.sbDirty ? 's' : ''}@${c.core.begin}`,
     view(c.disk),
     c.staged === null ? '-' : view(c.staged),
     c.nodesDurable ? 'N' : 'n',

@@ -31,6 +31,15 @@ export const thinMutants: readonly MutantInfo[] = [
 
 export const thinShipped: readonly ShippedDefect[] = [
   {
+    id: 'dirty-sb-written-early',
+    title: 'after reserve/release_metadata_snap the dirty superblock, already holding the new roots, is written with the other blocks before the flush (dm-thin.md §10 #22, Corrections 6)',
+    profile: 'linux-3.14',
+    fix: 'a9d45396f5956d0b615c7ae3b936afd888351a47 dm transaction manager: fix corruption due to non-atomic transaction commit; 5a32083d03fb543f63489b2946c4948398579ba0',
+    breaks: ['THIN-META-1', 'THIN-META-2'],
+    killedBy: ['explore'],
+    bounds: { metasnap: 1 },
+  },
+  {
     id: 'no-data-flush-before-commit',
     title: 'a commit makes durable a mapping whose data is still in the data device cache (dm-thin.md §10 #24)',
     profile: 'linux-3.14',
