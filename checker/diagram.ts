@@ -19,7 +19,7 @@ import { loadTrace, type Trace, type TraceViolation } from './trace.js';
 export const MAX_GRAPH_NODES = 150;
 /** Node cap of a counterexample diagram (the path plus its neighbourhood). */
 export const MAX_COUNTEREXAMPLE_NODES = 60;
-/** Above this many nodes the layered 'dot' layout gets slow (super-linear); use 'sfdp'. */
+/** Above this many nodes the layered 'dot' layout gets slow (super-linear); use 'neato' (sfdp lays out differently on its first call in a process, so its SVG is not reproducible). */
 export const DOT_LAYOUT_LIMIT = 60;
 /** Explorations for diagrams stop here; a bigger model gets no state-graph diagram (and a note). */
 export const DIAGRAM_MAX_STATES = 200_000;
@@ -27,9 +27,19 @@ export const DIAGRAM_MAX_STATES = 200_000;
 // ---------------------------------------------------------------------------------------------
 // Text helpers
 
-/** A DOT double-quoted string. Newlines become centred line breaks. */
+/**
+ * A DOT double-quoted string. Newlines become centred line breaks. Only ASCII goes in: the WebAssembly
+ * Graphviz warns on the first non-ASCII character it measures and its next renders may then trap
+ * ("null function or function signature mismatch"), so accents are dropped and anything else is '?'.
+ */
 function q(s: string): string {
-  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\r?\n/g, '\\n')}"`;
+  const ascii = s
+    .replace(/×/g, 'x')
+    .replace(/→/g, '->')
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[^\x00-\x7f]/g, '?');
+  return `"${ascii.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\r?\n/g, '\\n')}"`;
 }
 
 /** Greedy word wrap at spaces, so long abstract values stay narrow boxes. */
@@ -86,8 +96,8 @@ export function layoutOf(dot: string): string {
   return m?.[2] ?? 'dot';
 }
 
-function engineFor(nodes: number): 'dot' | 'sfdp' {
-  return nodes > DOT_LAYOUT_LIMIT ? 'sfdp' : 'dot';
+function engineFor(nodes: number): 'dot' | 'neato' {
+  return nodes > DOT_LAYOUT_LIMIT ? 'neato' : 'dot';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -109,11 +119,15 @@ function mergeTransitions(ts: StatechartShape['regions'][number]['transitions'])
       m = { from: t.from, to: t.to, labels: [] };
       out.set(k, m);
     }
-    // A guard named after its own event ('bio [bio]') says nothing more than the event.
-    const label = t.label.replace(/^(\S+) \[\1\]$/, '$1');
+    const label = cleanLabel(t.label);
     if (!m.labels.includes(label)) m.labels.push(label);
   }
   return [...out.values()];
+}
+
+/** A guard named after its own event ('bio [bio]') says nothing more than the event. */
+function cleanLabel(label: string): string {
+  return label.replace(/^(\S+) \[\1\]$/, '$1');
 }
 
 /** A flat machine is one region named after the machine; it is drawn without a cluster. */
@@ -174,7 +188,7 @@ export function statechartMermaid(shape: StatechartShape): string {
     const sid = (s: string): string => ids.id(`${region.name}_${s}`);
     for (const s of region.states) lines.push(`${ind}state "${mmText(s)}" as ${sid(s)}`);
     lines.push(`${ind}[*] --> ${sid(region.initial)}`);
-    for (const t of region.transitions) lines.push(`${ind}${sid(t.from)} --> ${sid(t.to)} : ${mmText(t.label)}`);
+    for (const t of region.transitions) lines.push(`${ind}${sid(t.from)} --> ${sid(t.to)} : ${mmText(cleanLabel(t.label))}`);
   };
   if (flat) {
     body(shape.regions[0]!, '  ');
@@ -333,7 +347,7 @@ function groupedDot(p: DotGraphParts): string {
   const graphAttrs =
     engine === 'dot'
       ? 'layout=dot, rankdir=TB, nodesep=0.3, ranksep=0.45'
-      : 'layout=sfdp, overlap=scale, outputorder=edgesfirst';
+      : 'layout=neato, overlap=prism, sep="+6", outputorder=edgesfirst';
   const lines: string[] = [
     `digraph ${q(p.name)} {`,
     `  graph [${graphAttrs}, fontname="Helvetica", fontsize=12, labelloc=t, label=${q(wrapCaption(p.caption))}];`,
@@ -582,10 +596,16 @@ async function viz(): Promise<Viz> {
   return vizInstance;
 }
 
-/** Renders our DOT to SVG with the engine it names (dot for small graphs, sfdp above the limit). */
+/** Renders our DOT to SVG with the engine it names (dot for small graphs, neato above the limit). */
 export async function renderSvg(dot: string): Promise<string> {
-  const v = await viz();
-  const r = v.render(dot, { format: 'svg', engine: layoutOf(dot) });
+  let r;
+  try {
+    r = (await viz()).render(dot, { format: 'svg', engine: layoutOf(dot) });
+  } catch {
+    // A trapped WebAssembly instance stays broken: start a fresh one and try once more.
+    vizInstance = undefined;
+    r = (await viz()).render(dot, { format: 'svg', engine: layoutOf(dot) });
+  }
   if (r.status !== 'success') {
     throw new Error(`graphviz could not render this DOT: ${r.errors.map((e) => e.message.trim()).join('; ')}`);
   }
