@@ -186,6 +186,9 @@ export class MirrorSet {
     }
   }
 
+  /** ms->in_sync: every region reported in sync (stops GET_RESYNC_WORK via in_sync_hint). */
+  inSync = false;
+
   private async doRecovery(): Promise<void> {
     while (this.recovering < 1) {
       const r = await this.o.log.getResyncWork();
@@ -196,6 +199,7 @@ export class MirrorSet {
       if (reg.list === 'clean') reg.list = 'none';
       if (reg.pending === 0) this.startCopy(r);
     }
+    if (!this.inSync && (await this.o.log.getSyncCount()) === this.o.log.regionCount) this.inSync = true; // dm_table_event
   }
 
   /** kcopyd: copy the region from the default leg to the others, then dm_rh_recovery_end. */

@@ -55,6 +55,11 @@ export class ManualGate implements Gate<Ev> {
     return n;
   }
 
+  /** Power cut: every held step is forgotten (its thread never runs again). */
+  dropAll(): void {
+    this.held.length = 0;
+  }
+
   pending(): string[] {
     this.prune();
     return this.held.map((h) => h.e.type);
