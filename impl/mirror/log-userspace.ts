@@ -77,6 +77,8 @@ export class UserspaceLog implements DirtyLog {
   private readonly o: UserspaceLogOptions;
   flushCallback?: () => Promise<number>;
   tableEvents = 0;
+  /** One record per userspace_flush call that sent something (for the message-cost result). */
+  readonly flushCalls: { marks: number; clears: number; requests: number[] }[] = [];
 
   private constructor(o: UserspaceLogOptions) {
     this.o = o;
@@ -172,6 +174,21 @@ export class UserspaceLog implements DirtyLog {
 
   /** userspace_flush. Returns 0 or a negative errno; entries are freed either way. */
   async flush(): Promise<number> {
+    const before = this.o.transfer.sent.length;
+    const nMarks = this.markList.length;
+    const nClears = this.clearList.length;
+    const r = await this.flushInner();
+    if (nMarks + nClears > 0) {
+      this.flushCalls.push({
+        marks: nMarks,
+        clears: nClears,
+        requests: this.o.transfer.sent.slice(before).filter((x) => x.thread === 'k').map((x) => x.type),
+      });
+    }
+    return r;
+  }
+
+  private async flushInner(): Promise<number> {
     const marks = this.markList;
     const clears = this.clearList;
     this.markList = [];
