@@ -14,9 +14,9 @@ export type MqState = MState<MqCtx>;
 export const mqBounds: Readonly<Record<string, BoundSpec>> = {
   oblocks: { default: 2, min: 1, max: 4, describe: 'origin blocks the bios address' },
   cacheSize: { default: 1, min: 1, max: 3, describe: 'cache blocks (pre-cache pool has as many entries)' },
-  maxTick: { default: 2, min: 0, max: 40, describe: 'ticks (bio completions / waker) the explorer may issue' },
-  readAdj: { default: 2, min: 0, max: 16, describe: 'read_promote_adjustment at table load (kernel default 4; 2 keeps exhaustive runs small)' },
-  writeAdj: { default: 3, min: 0, max: 16, describe: 'write_promote_adjustment at table load (kernel default 8; 3 keeps exhaustive runs small)' },
+  maxTick: { default: 1, min: 0, max: 40, describe: 'ticks (bio completions / waker) the explorer may issue' },
+  readAdj: { default: 2, min: 0, max: 16, describe: 'read_promote_adjustment at table load (kernel default 4; small values keep exhaustive runs small)' },
+  writeAdj: { default: 1, min: 0, max: 16, describe: 'write_promote_adjustment at table load (kernel default 8; small values keep exhaustive runs small)' },
   discardAdj: { default: 1, min: 0, max: 16, describe: 'discard_promote_adjustment at table load (kernel default 1)' },
   seqThreshold: { default: 1, min: 1, max: 512, describe: 'sequential_threshold at table load (kernel default 512; small so the explorer reaches SEQUENTIAL)' },
   randThreshold: { default: 2, min: 1, max: 16, describe: 'random_threshold at table load (kernel default 4)' },

@@ -10,7 +10,7 @@ import { snapshotStoreModel } from './model.js';
 /** The smallest instance that shows each seeded bug. */
 export const SNAP_MUTANT_BOUNDS: Readonly<Record<string, Bounds>> = {
   'origin-before-commit': { restarts: 0, crashes: 0 },
-  'area-before-zero': { junk: 1, restarts: 0 },
+  'area-before-zero': { restarts: 0 },
   'area-off-by-one': { restarts: 0, crashes: 0 },
   'terminator-old-chunk': { crashes: 0 },
   'no-area-copy': { crashes: 0 },

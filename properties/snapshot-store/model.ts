@@ -19,7 +19,7 @@ export const snapBounds: Readonly<Record<string, BoundSpec>> = {
   copyErrors: { default: 0, min: 0, max: 2, describe: 'kcopyd copy failures the environment may inject' },
   restarts: { default: 1, min: 0, max: 3, describe: 'clean deactivate/activate cycles' },
   crashes: { default: 1, min: 0, max: 2, describe: 'power cuts (the engine enumerates which volatile writes survive)' },
-  junk: { default: 0, min: 0, max: 1, describe: '1 = the COW device holds leftover data where area 1 goes (a reused LV)' },
+  junk: { default: 1, min: 0, max: 1, describe: '1 = the COW device holds leftover data where area 1 goes (a reused LV)' },
 };
 
 export const snapMutants: readonly MutantInfo[] = [
@@ -161,6 +161,10 @@ export function snapInstance(bounds: Bounds, variant: Variant): Instance<SnapSta
     system: sys as Instance<SnapState, Ev>['system'],
     invariants: snapInvariants,
     quiescent: (s) => s.context.pes.length === 0,
+    // Running out of events is fine in itself (bounds end every run); a bio that can never complete
+    // is the progress rule SNAP-9.
+    validEnd: () => true,
+    progressSpec: ['SNAP-9'],
     describe: (s) => {
       const c = s.context;
       return (

@@ -156,7 +156,7 @@ describe('snapshot-store: exhaustive and lockstep', () => {
     () => {
       const runs: [string, Record<string, number>][] = [
         ['linux-3.14', {}],
-        ['linux-3.14', { junk: 1, snapWrites: 1, crashes: 1, restarts: 1 }],
+        ['linux-3.14', { junk: 0, snapWrites: 1 }],
         ['fixed', { copyErrors: 1, snapWrites: 1 }],
         ['fixed', { cow: 5, origins: 3, restarts: 0 }],
       ];
@@ -204,8 +204,7 @@ describe('snapshot-store: mutants and shipped defects', () => {
         expect(clean.found).toBeNull();
       }
       if (shipped) {
-        if (shipped.breaks.includes('SNAP-9')) expect(found.violation?.kind).toBe('deadlock');
-        else expect(found.violation?.spec).toEqual(expect.arrayContaining([...shipped.breaks]));
+        expect(found.violation?.spec).toEqual(expect.arrayContaining([...shipped.breaks]));
         // Under the fixed profile the same steps are clean (the trace may end in a quiescent state).
         const fixedRun = explore(snapshotStoreModel.instance(saved.bounds, { profile: 'fixed', mutant: null }), { checkProgress: true, keepGraph: true });
         expect(fixedRun.violations).toEqual([]);
