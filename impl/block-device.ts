@@ -76,7 +76,8 @@ export class BlockDevice {
     }
     this.nrBlocksValue = nrBlocks;
     this.durable = durable ?? new Map();
-    this.current = new Map(this.durable);
+    // Reads see durable contents until a volatile write makes the views differ (copied lazily).
+    this.current = this.durable;
   }
 
   get nrBlocks(): number {
@@ -129,6 +130,7 @@ export class BlockDevice {
     if (this.faults.length) this.fault('write', block);
     this.writesIssued++;
     const copy = data.slice();
+    if (!fua && this.current === this.durable) this.current = new Map(this.durable);
     this.current.set(block, copy);
     if (fua) this.durable.set(block, copy);
     else this.pending.push({ index: this.pending.length, block, data: copy });

@@ -376,6 +376,11 @@ function readSpaceMap(w: Walker, root: SmRoot, kind: 'metadata' | 'data'): Map<n
     const first = i * ENTRIES_PER_BLOCK;
     const n = Math.min(ENTRIES_PER_BLOCK, root.nrBlocks - first);
     for (let e = 0; e < n; e++) {
+      // four entries per byte: skip all-free bytes at once
+      if ((e & 3) === 0 && d[16 + (e >> 2)] === 0) {
+        e += 3;
+        continue;
+      }
       const c = lookupBitmap(d, e);
       if (!c) continue;
       allocated++;
@@ -396,6 +401,17 @@ function readSpaceMap(w: Walker, root: SmRoot, kind: 'metadata' | 'data'): Map<n
 }
 
 function compareCounts(w: Walker, kind: 'metadata' | 'data', expected: Map<number, number>, actual: Map<number, number>, nrBlocks: number): void {
+  // Fast path: same size and every expected count matches (then the maps are equal).
+  let equal = expected.size === actual.size;
+  if (equal) {
+    for (const [b, e] of expected) {
+      if (actual.get(b) !== e) {
+        equal = false;
+        break;
+      }
+    }
+  }
+  if (equal) return;
   const blocks = new Set<number>([...expected.keys(), ...actual.keys()]);
   for (const b of [...blocks].sort((x, y) => x - y)) {
     const e = expected.get(b) ?? 0;
