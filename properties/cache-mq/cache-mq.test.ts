@@ -12,10 +12,14 @@ import { validateTrace } from '../../checker/trace.js';
 import { boundsWithDefaults } from '../../checker/model.js';
 import { MqPolicy, type Dir } from '../../impl/cache/mq-policy.js';
 import { MQ_DEFAULTS, cacheMessage, ctrPolicyArgs, kstrtoul10, emitConfigValues, type MqTunables } from '../../impl/cache/config.js';
-import { cacheMqModel } from './model.js';
+import { createActor } from 'xstate';
+import { testSeed } from '../../checker/seed.js';
+import { initialContext, mqMachine, type MqEvent } from '../../machines/cache-mq/mq.machine.js';
+import { cacheMqModel, mqEvents } from './model.js';
 import { MQ_MUTANT_BOUNDS, findMutantTrace } from './counterexamples.js';
 
-const SEED = 0x6d71; // printed by fast-check on failure; fixed so runs are reproducible
+// Fixed by default (DMCHECK_SEED=random for a fresh one); printed so any failure can be rerun.
+const SEED = testSeed('cache-mq', 0x6d71);
 const LONG = 600_000;
 
 /** Accesses of one block, each in its own tick, until promoted; returns the 1-based access number. */
@@ -189,6 +193,39 @@ describe('cache-mq: exhaustive and lockstep', () => {
     }
     expect(s.context.generation).toBeGreaterThan(0);
     expect(generations).toBeGreaterThan(0);
+  });
+});
+
+describe('cache-mq: machine', () => {
+  it('the compiled machine and its XState form agree on every step', () => {
+    const b = boundsWithDefaults(cacheMqModel, { maxTick: 40, configs: 1, oblocks: 3, cacheSize: 2 });
+    const ctx = initialContext(2, [2, 2, 1, 2, 1], null);
+    fc.assert(
+      fc.property(fc.array(fc.nat({ max: 1000 }), { maxLength: 40 }), (picks) => {
+        const m = mqMachine(ctx);
+        const actor = createActor(m.xstate).start();
+        let s = m.initial();
+        for (const p of picks) {
+          const evs = mqEvents(s, b);
+          const e = evs[p % evs.length]! as MqEvent;
+          const next = m.step(s, e);
+          if (next === null) continue;
+          s = next;
+          actor.send(e);
+          const snap = actor.getSnapshot();
+          expect(m.valueFromXState(snap.value)).toEqual([...s.value]);
+          expect(JSON.stringify(snap.context)).toBe(JSON.stringify(s.context));
+        }
+        actor.stop();
+      }),
+      { seed: SEED, numRuns: 60 },
+    );
+  });
+
+  it('the statechart has both io patterns and the pattern switches', () => {
+    const shape = cacheMqModel.machines[0]!.statechart();
+    expect(shape.regions[0]!.states).toEqual(['random', 'sequential']);
+    expect(shape.regions[0]!.transitions.some((t) => t.from === 'random' && t.to === 'sequential')).toBe(true);
   });
 });
 

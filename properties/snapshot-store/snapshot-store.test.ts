@@ -15,10 +15,14 @@ import { BlockDevice } from '../../impl/block-device.js';
 import { KERNEL_EPA, SNAP_MAGIC, areaLocation, decodeHeader, encodeHeader, skipMetadata, parseDataBlock } from '../../impl/snapshot/layout.js';
 import { PersistentStore } from '../../impl/snapshot/persistent.js';
 import { Snapshot } from '../../impl/snapshot/snapshot.js';
-import { snapshotStoreModel } from './model.js';
+import { createActor } from 'xstate';
+import { testSeed } from '../../checker/seed.js';
+import { snapMachine, type SnapEvent } from '../../machines/snapshot-store/snapshot.machine.js';
+import { snapCtxFor, snapEvents, snapshotStoreModel } from './model.js';
 import { SNAP_MUTANT_BOUNDS, SNAP_TRACE_IDS, findSnapTrace } from './counterexamples.js';
 
-const SEED = 0x5a4b; // fixed; fast-check prints it with any failure
+// Fixed by default (DMCHECK_SEED=random for a fresh one); printed so any failure can be rerun.
+const SEED = testSeed('snapshot-store', 0x5a4b);
 const LONG = 600_000;
 const V314 = { profile: 'linux-3.14', mutant: null };
 
@@ -185,6 +189,33 @@ describe('snapshot-store: exhaustive and lockstep', () => {
     },
     LONG,
   );
+});
+
+describe('snapshot-store: machine', () => {
+  it('the compiled machine and its XState form agree on every step', () => {
+    const b = boundsWithDefaults(snapshotStoreModel, { copyErrors: 2, snapWrites: 1, restarts: 3, epa: 1, cow: 9, origins: 3 });
+    fc.assert(
+      fc.property(fc.array(fc.nat({ max: 1000 }), { maxLength: 30 }), (picks) => {
+        const m = snapMachine(snapCtxFor(b, V314));
+        const actor = createActor(m.xstate).start();
+        let s = m.initial();
+        for (const p of picks) {
+          const evs = snapEvents(s, b);
+          if (evs.length === 0) break;
+          const e = evs[p % evs.length]! as SnapEvent;
+          const next = m.step(s, e);
+          if (next === null) continue;
+          s = next;
+          actor.send(e);
+          const snap = actor.getSnapshot();
+          expect(m.valueFromXState(snap.value)).toEqual([...s.value]);
+          expect(JSON.stringify(snap.context)).toBe(JSON.stringify(s.context));
+        }
+        actor.stop();
+      }),
+      { seed: SEED, numRuns: 60 },
+    );
+  });
 });
 
 describe('snapshot-store: mutants and shipped defects', () => {
