@@ -181,6 +181,7 @@ function finish(w: Work): PoolState {
   const ctx: PoolCtx = {
     eins: c.eins,
     einsReq: c.einsReq,
+    einsTable: c.einsTable,
     blockSize: c.blockSize,
     sbBlockSize: c.sbBlockSize,
     dataNr: c.dataNr,
@@ -721,6 +722,8 @@ function message(w: Work, e: PoolEvent): Errno {
 function preresume(w: Work, data: number, md: number): Errno {
   const c = w.c;
   let needCommit = false;
+  // dm_pool_get_data_dev_size fails with fail_io: "failed to retrieve data device size".
+  if (c.failIo) return 'EINVAL';
   // maybe_resize_data_dev: compare the table length with the data space map size.
   if (data < c.dataNr) return 'EINVAL';
   if (data > c.dataNr) {
@@ -811,6 +814,7 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
       commit(w); // pool_postsuspend
       // pool_ctr: a new pool_c (mode write, the table's features) and the metadata threshold.
       c.einsReq = isMutant(cfg, '5-default-inverted') ? !e.eins : e.eins;
+      c.einsTable = e.eins;
       c.mdDevCtr = e.md;
       c.mdThr = isMutant(cfg, '6-max-threshold') ? Math.max(1024, Math.floor(e.md / 4)) : metadataThreshold(e.md);
       c.mdThrArmed = true;
@@ -895,6 +899,7 @@ export function initialPoolState(cfg: PoolConfig): PoolState {
   const ctx: PoolCtx = {
     eins,
     einsReq: eins,
+    einsTable: cfg.eins,
     blockSize: 1,
     sbBlockSize: 1,
     dataNr: cfg.data,
@@ -946,12 +951,12 @@ export function candidateEvents(cfg: PoolConfig, s: PoolState): PoolEvent[] {
   out.push({ type: 'resume' });
   const c = s.ctx;
   // Reloads: grow data, grow metadata, shrink data (refused), flip error_if_no_space, change block size.
-  const same = { type: 'reload', data: c.dataNr, md: c.mdNrNew, eins: c.einsReq, bs: c.sbBlockSize } as const;
+  const same = { type: 'reload', data: c.dataNr, md: c.mdNrNew, eins: c.einsTable, bs: c.sbBlockSize } as const;
   if (c.dataNr + 1 <= cfg.dataMax) out.push({ ...same, data: c.dataNr + 1 });
   if (c.mdNrNew + 2 <= cfg.mdMax) out.push({ ...same, md: c.mdNrNew + 2 });
   if (c.dataNr > 1) out.push({ ...same, data: c.dataNr - 1 });
   out.push(same);
-  out.push({ ...same, eins: !c.einsReq });
+  out.push({ ...same, eins: !c.einsTable });
   out.push({ ...same, bs: c.sbBlockSize + 1 });
   out.push({ type: 'reactivate', clear: false });
   if (c.needsCheckDisk) out.push({ type: 'reactivate', clear: true });

@@ -110,6 +110,8 @@ export interface PoolCtx {
   /** pool->pf.error_if_no_space (effective) and the table's requested value. */
   readonly eins: boolean;
   readonly einsReq: boolean;
+  /** Ghost: error_if_no_space exactly as the loaded table says (mutants may misread it). */
+  readonly einsTable: boolean;
   /** Data block size in 64 KiB units: the pool's (table at creation) and the superblock's. */
   readonly blockSize: number;
   readonly sbBlockSize: number;

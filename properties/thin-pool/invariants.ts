@@ -78,7 +78,12 @@ export function poolInvariants(profile: Profile): Invariant<S>[] {
       spec: ['THIN-POOL-4'],
       name: 'IO outcome table',
       check: (s) => {
-        const l = s.context.last;
+        const c = s.context;
+        const afterTimeout = fixed && c.eins && !c.einsTable && modeOf(s) === 'out_of_data_space';
+        if (c.eins !== c.einsTable && !afterTimeout) {
+          return `the pool ${c.eins ? 'errors' : 'queues'} when out of data space, but its table says ${c.einsTable ? 'error_if_no_space' : 'queue_if_no_space'}`;
+        }
+        const l = c.last;
         if (!l) return null;
         for (const r of [...(l.io ? [l.io] : []), ...l.released]) {
           const want = expectedOutcome(profile, r);

@@ -4,7 +4,7 @@
 import type { Bounds, Json } from '../../checker/model.js';
 import { initialPoolState, poolStep } from '../../machines/thin-pool/semantics.js';
 import type { Mode, PoolState, Profile } from '../../machines/thin-pool/types.js';
-import { poolConfig } from './model.js';
+import { poolConfig } from './config.js';
 import type { Scenario, ScenarioExpect } from './scenarios.js';
 import { modeWord, statusLine } from './status.js';
 

@@ -2,7 +2,7 @@
 // adds the later needs_check word and reports out_of_metadata_space as `ro`).
 
 import type { Mode, PoolCtx, Profile } from '../../machines/thin-pool/types.js';
-import { dataUsed } from '../../machines/thin-pool/semantics.js';
+import { dataUsed, mdFree } from '../../machines/thin-pool/semantics.js';
 
 export function modeWord(mode: Mode): string {
   switch (mode) {
@@ -22,7 +22,7 @@ export function statusLine(mode: Mode, c: PoolCtx, profile: Profile): string {
   if (mode === 'fail') return 'Fail';
   const words = [
     '0',
-    `${c.mdUsedC + c.mdTx}/${c.mdNr}`,
+    `${c.mdNrNew - mdFree(c)}/${c.mdNrNew}`,
     `${dataUsed(c)}/${c.dataNr}`,
     '-',
     modeWord(mode),
