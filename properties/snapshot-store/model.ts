@@ -35,7 +35,7 @@ export const snapShipped: readonly ShippedDefect[] = [
     id: 'invalid-header-volatile',
     title: 'invalidation writes the header (valid = 0) with a plain WRITE and nothing flushes it; a power cut can bring the snapshot back as valid although origin writes went through without exceptions',
     profile: 'linux-3.14',
-    fix: 'none upstream (write_header is still a plain WRITE); the fixed profile models a proposed FLUSH+FUA header write',
+    fix: 'no kernel fix known (3.14.1 write_header is a plain WRITE; later kernels not checked); the fixed profile models a proposed FLUSH+FUA header write',
     breaks: ['SNAP-8'],
     killedBy: ['explore', 'lockstep'],
     bounds: { copyErrors: 1, restarts: 0 },
@@ -130,7 +130,9 @@ export const snapInvariants: readonly Invariant<SnapState>[] = [
       const c = s.context;
       for (const [o, n] of c.complete) {
         if (n >= c.cow || isMetadataChunk(c.epa, n) || !isData(c.cur[n], o)) {
-          return `exception ${o}->${n} points to a chunk that does not hold origin chunk ${o}'s data`;
+          // Records decoded from leftover data have 64-bit garbage in them; say so.
+          const junk = o >= 2 ** 32 || n >= 2 ** 32 ? ' (a record decoded from leftover data in an area that was never zeroed)' : '';
+          return `exception ${o}->${n} points to a chunk that does not hold origin chunk ${o}'s data${junk}`;
         }
       }
       return null;
