@@ -165,6 +165,23 @@ describe('pool metadata: snapshots, commit, abort, resize', () => {
     expect(r.findings.map((f) => f.code)).toContain('device-sets');
   });
 
+  it('IO errors surface as -EIO; a failed commit then abort leaves the last commit intact (fixed)', () => {
+    const { dev, pmd } = fresh(FIXED);
+    pmd.createThin(1);
+    pmd.commit();
+    const committed = pmd.summary();
+    for (let i = 0; i < 20; i++) pmd.insertMapping(1, i, pmd.allocDataBlock());
+    dev.armFault({ op: 'flush' });
+    expect(errnoOf(() => pmd.commit())).toBe('EIO');
+    pmd.abort();
+    expect(pmd.summary()).toEqual(committed);
+    assertClean(dev);
+    const cold = PoolMetadata.open(dev.snapshot(), { variant: FIXED });
+    cold.internals.bm.dropCache();
+    dev.armFault({ op: 'read', block: 0 });
+    expect(errnoOf(() => PoolMetadata.open(dev, { variant: FIXED }))).toBe('EIO');
+  });
+
   it('needs_check is persisted with the next commit', () => {
     const { dev, pmd } = fresh();
     pmd.setNeedsCheck();

@@ -17,11 +17,20 @@ import { applyOp, opArb } from '../testing.js';
 import { checkMetadata, formatFindings } from './check.js';
 import { crashSubsets } from './crash.js';
 import { dumpXml, emitXml, type XmlSuperblock } from './dump.js';
-import { oracleStatus, oracleTempDir, pool, runToolAsync, thinCheck, thinDump, thinRestore } from './oracle.js';
+import { detectOracle, oracleStatus, oracleTempDir, pool, runToolAsync, thinCheck, thinDump, thinRestore } from './oracle.js';
 import { parseXml, restoreXml } from './xml.js';
 
 const status = oracleStatus();
 if (status.mode === 'skip') console.warn(`SKIP thin oracle tests: ${status.message}`);
+
+describe('oracle detection', () => {
+  it('absent tools skip with the package name, and fail under CI=true', () => {
+    const skip = detectOracle('thin_check_not_installed_here', {});
+    expect(skip.mode).toBe('skip');
+    expect(skip.message).toContain('thin-provisioning-tools');
+    expect(detectOracle('thin_check_not_installed_here', { CI: 'true' }).mode).toBe('fail');
+  });
+});
 
 describe('thin-provisioning-tools oracle', () => {
   if (status.mode === 'fail') {

@@ -20,19 +20,20 @@ let cached: OracleStatus | null = null;
 
 /** Detect the tools once per process. */
 export function oracleStatus(): OracleStatus {
-  if (cached) return cached;
-  const r = spawnSync('thin_check', ['-V'], { encoding: 'utf8' });
-  const version = r.status === 0 ? r.stdout.trim() : null;
-  if (version === ORACLE_VERSION) {
-    cached = { mode: 'run', message: `thin_check ${version}` };
-  } else {
-    const why =
-      version === null
-        ? `thin_check not found (install the ${ORACLE_PACKAGE} package: apt-get install -y ${ORACLE_PACKAGE})`
-        : `thin_check -V printed '${version}', expected ${ORACLE_VERSION} from the Debian ${ORACLE_PACKAGE} package`;
-    cached = { mode: process.env['CI'] === 'true' ? 'fail' : 'skip', message: why };
-  }
+  cached ??= detectOracle();
   return cached;
+}
+
+/** The detection itself (uncached; `cmd` and `env` are parameters so the CI rule can be tested). */
+export function detectOracle(cmd = 'thin_check', env: NodeJS.ProcessEnv = process.env): OracleStatus {
+  const r = spawnSync(cmd, ['-V'], { encoding: 'utf8' });
+  const version = r.status === 0 ? r.stdout.trim() : null;
+  if (version === ORACLE_VERSION) return { mode: 'run', message: `${cmd} ${version}` };
+  const why =
+    version === null
+      ? `${cmd} not found (install the ${ORACLE_PACKAGE} package: apt-get install -y ${ORACLE_PACKAGE})`
+      : `${cmd} -V printed '${version}', expected ${ORACLE_VERSION} from the Debian ${ORACLE_PACKAGE} package`;
+  return { mode: env['CI'] === 'true' ? 'fail' : 'skip', message: why };
 }
 
 export interface ToolResult {
