@@ -5,6 +5,7 @@ import {
   generateDiagrams,
   groupGraph,
   layoutOf,
+  participantsFromStatechart,
   renderSvg,
   sequenceMermaid,
   stateGraphDot,
@@ -231,8 +232,10 @@ describe('state graphs', () => {
       Array.from({ length: n - 1 }, (_, i): [number, number, string] => [i, i + 1, 'step']),
     );
     const dot = stateGraphDot(chain);
-    expect(dot).toContain('showing 150 of 200 abstract values');
-    expect(dot).toContain('50 of 199 grouped edges are cut');
+    // The caption is wrapped; read it as one line.
+    const caption = dot.replace(/\\n/g, ' ');
+    expect(caption).toContain('showing 150 of 200 abstract values');
+    expect(caption).toContain('50 of 199 grouped edges are cut');
     expect((dot.match(/^ {2}v\d+ \[label=/gm) ?? []).length).toBe(150);
     expect(dot).toContain('v149 [label="s149"]');
     expect(dot).not.toContain('v150 [');
@@ -260,7 +263,8 @@ describe('counterexamples', () => {
   it('highlights the path in red with numbered steps and marks the violating value', () => {
     const t = trace([{ type: 'go' }, { type: 'go' }, { type: 'back' }, { type: 'go' }]);
     const dot = counterexampleDot({ graph: g, path: ['A', 'B', 'C', 'A', 'B'] }, t);
-    expect(dot).toContain('v0 -> v1 [label="1,4. go", color="#cc0000"');
+    // Steps that share an arrow are listed on it, numbered.
+    expect(dot).toContain('v0 -> v1 [label="1. go\\n4. go", color="#cc0000"');
     expect(dot).toContain('v1 -> v2 [label="2. go", color="#cc0000"');
     expect(dot).toContain('v2 -> v0 [label="3. back", color="#cc0000"');
     // The grey copies of path edges are not drawn; the alternative is.
@@ -275,6 +279,7 @@ describe('counterexamples', () => {
     const t = trace([{ type: 'x' }]);
     const dot = counterexampleDot({ path: ['P', 'Q'] }, t);
     expect(dot).toContain('v0 -> v1 [label="1. x"');
+    expect(counterexampleDot({ path: ['P', 'Q'] }, trace([{ type: 'x', n: 3 }]))).toContain('[label="1. x n=3"');
     expect(dot).toContain('init0 -> v0');
     const dot2 = counterexampleDot({ graph: g, path: ['A', 'Z'] }, t);
     expect(dot2).toMatch(/v4 \[label="Z\\n\\nVIOLATION/);
@@ -330,8 +335,25 @@ describe('counterexamples', () => {
     expect(mmd.trimEnd().split('\n').at(-1)).toBe(
       '  Note over p_environment,p_remover: VIOLATION no-stop-while-busy [PAIR-1, PAIR-2]: stopped while busy',
     );
+    // 'r' that names no region of this machine (a region number, say) does not invent a reader.
+    expect(sequenceMermaid(trace([{ type: 'bio', r: 0 }]), ['mirror'], { participantOf: () => 'mirror' })).toContain('p_mirror->>p_mirror: 1. bio r=0');
     // Without a participant function every unparameterised event goes to 'system'.
     expect(sequenceMermaid(trace([{ type: 'X' }]), [])).toContain('p_system->>p_system: 1. X');
+  });
+});
+
+describe('participants from a statechart', () => {
+  it('gives an event to the most specific region that handles it', () => {
+    const of = participantsFromStatechart({
+      id: 'm',
+      regions: [
+        { name: 'driver', initial: 'run', states: ['run'], transitions: ['a', 'b', 'c'].map((t) => ({ from: 'run', to: 'run', label: `${t} [${t}]` })) },
+        { name: 'worker', initial: 'idle', states: ['idle', 'busy'], transitions: [{ from: 'idle', to: 'busy', label: 'b [ok]' }] },
+      ],
+    });
+    expect(of({ type: 'a' })).toBe('driver');
+    expect(of({ type: 'b' })).toBe('worker');
+    expect(of({ type: 'zzz' })).toBe('system');
   });
 });
 

@@ -323,7 +323,7 @@ function bundleEdges(edges: readonly GroupedEdge[]): EdgeBundle[] {
 }
 
 /** Caption lines wrapped so a long title does not overflow a narrow drawing. */
-function wrapCaption(lines: readonly string[], width = 110): string {
+function wrapCaption(lines: readonly string[], width = 80): string {
   return lines.map((l) => wrapLabel(l, width)).join('\n');
 }
 
@@ -460,16 +460,19 @@ export function counterexampleDot(src: CounterexampleSource, trace: Trace): stri
   const gg = groupGraph({ ...base, values, initial });
   const idx = new Map(gg.values.map((v, i) => [v, i]));
   const pathIdx = src.path.map((v) => idx.get(v)!);
-  // Steps per (from, to, type) on the path.
-  const pathEdges = new Map<string, { from: number; to: number; type: string; steps: number[] }>();
+  // The path's steps, one red arrow per (from, to) listing each numbered step on it, so a path that
+  // stays on one value for several steps does not stack arrows on top of each other.
+  const pathArrows = new Map<string, { from: number; to: number; labels: string[] }>();
+  const pathTriples = new Set<string>();
   for (let i = 0; i + 1 < pathIdx.length; i++) {
     const from = pathIdx[i]!;
     const to = pathIdx[i + 1]!;
-    const type = trace.steps[i]!.type;
-    const k = `${from}\u0000${to}\u0000${type}`;
-    const pe = pathEdges.get(k) ?? { from, to, type, steps: [] };
-    pe.steps.push(i + 1);
-    pathEdges.set(k, pe);
+    const step = trace.steps[i]!;
+    pathTriples.add(`${from}\u0000${to}\u0000${step.type}`);
+    const k = `${from}\u0000${to}`;
+    const pa = pathArrows.get(k) ?? { from, to, labels: [] };
+    pa.labels.push(`${i + 1}. ${eventText(step)}`);
+    pathArrows.set(k, pa);
   }
   const onPath = new Set(pathIdx);
   // Neighbours of the path in breadth-first order of the base graph, after the path itself.
@@ -490,9 +493,8 @@ export function counterexampleDot(src: CounterexampleSource, trace: Trace): stri
     ...(sel.note ? [sel.note] : []),
   ];
   const extra: string[] = [];
-  for (const pe of [...pathEdges.values()].sort((a, b) => a.steps[0]! - b.steps[0]!)) {
-    const label = `${pe.steps.join(',')}. ${pe.type}`;
-    extra.push(`  v${pe.from} -> v${pe.to} [label=${q(label)}, color="#cc0000", fontcolor="#cc0000", penwidth=2.4, style=bold, weight=4];`);
+  for (const pa of pathArrows.values()) {
+    extra.push(`  v${pa.from} -> v${pa.to} [label=${q(pa.labels.join('\n'))}, color="#cc0000", fontcolor="#cc0000", penwidth=2.4, style=bold, weight=4];`);
   }
   return groupedDot({
     name: src.name ?? trace.model,
@@ -505,7 +507,7 @@ export function counterexampleDot(src: CounterexampleSource, trace: Trace): stri
       }
       return onPath.has(v) ? [`fillcolor="#fff2cc"`, 'color="#cc0000"'] : ['fontcolor="#555555"', 'color="#999999"'];
     },
-    skipEdge: (e) => pathEdges.has(`${e.from}\u0000${e.to}\u0000${e.type}`),
+    skipEdge: (e) => pathTriples.has(`${e.from}\u0000${e.to}\u0000${e.type}`),
     extra,
     tooltips: false,
   });
@@ -527,10 +529,11 @@ const THREAD_PARAMS: readonly (readonly [string, string])[] = [
   ['f', 'foreign'],
 ];
 
-function threadOf(e: Ev): string | null {
+/** The thread an r/g/o/f parameter names, when the machine has that region (elsewhere 'r' may be a region number). */
+function threadOf(e: Ev, regions: readonly string[]): string | null {
   for (const [p, name] of THREAD_PARAMS) {
     const v = e[p];
-    if (typeof v === 'number') return `${name}${v}`;
+    if (typeof v === 'number' && (regions.length === 0 || regions.includes(`${name}${v}`))) return `${name}${v}`;
   }
   return null;
 }
@@ -545,7 +548,8 @@ function eventText(e: Ev): string {
 /**
  * The trace as a Mermaid sequenceDiagram. Participants: the environment plus the machine's regions
  * (those the trace touches, in region order, then any others it names). An event with an r/g/o/f
- * parameter belongs to reader{r}/getter{g}/opener{o}/foreign{f}; any other to participantOf(e).
+ * parameter belongs to reader{r}/getter{g}/opener{o}/foreign{f} (when `regions` is empty or has that
+ * region); any other to participantOf(e).
  * Engine operators (@crash, @fault) are notes across the whole diagram. It ends with a note naming
  * the violated property and spec IDs.
  */
@@ -553,7 +557,7 @@ export function sequenceMermaid(trace: Trace, regions: readonly string[], opts: 
   const participantOf = opts.participantOf ?? (() => 'system');
   const isExternal = opts.isExternal ?? (() => false);
   const ENV = 'environment';
-  const actors = trace.steps.map((e) => (isOperatorEvent(e) ? null : (threadOf(e) ?? participantOf(e))));
+  const actors = trace.steps.map((e) => (isOperatorEvent(e) ? null : (threadOf(e, regions) ?? participantOf(e))));
   const used = new Set(actors.filter((a): a is string => a !== null && a !== ENV));
   const order = [...regions.filter((r) => used.has(r)), ...[...used].filter((a) => !regions.includes(a)).sort()];
   const ids = new MermaidIds();
@@ -629,7 +633,7 @@ interface ModelReport {
   readonly title: string;
   readonly statecharts: string[];
   graph: string;
-  readonly counterexamples: string[];
+  readonly counterexamples: { readonly name: string; readonly what: string }[];
   readonly notes: string[];
 }
 
@@ -676,14 +680,18 @@ export function tracePath(inst: Instance<unknown, Ev>, trace: Trace): Required<P
   return stale ? { graph, path, stale } : { graph, path };
 }
 
-/** Which region takes an event type: the first region of the machine with a transition on it. */
-function participantsFromStatechart(shape: StatechartShape | undefined): (e: Ev) => string {
+/**
+ * Which region takes an event type: of the regions with a transition on it, the most specific one
+ * (the fewest event types; the first in region order on a tie), so an event a driver region passes
+ * through everywhere is shown on the thread that really acts on it.
+ */
+export function participantsFromStatechart(shape: StatechartShape | undefined): (e: Ev) => string {
+  const regions = (shape?.regions ?? []).map((r) => ({ name: r.name, types: new Set(r.transitions.map((t) => t.label.split(' ')[0]!)) }));
   const byType = new Map<string, string>();
-  for (const r of shape?.regions ?? []) {
-    for (const t of r.transitions) {
-      const type = t.label.split(' ')[0]!;
-      if (!byType.has(type)) byType.set(type, r.name);
-    }
+  for (const type of new Set(regions.flatMap((r) => [...r.types]))) {
+    let best: { name: string; types: Set<string> } | undefined;
+    for (const r of regions) if (r.types.has(type) && (!best || r.types.size < best.types.size)) best = r;
+    if (best) byType.set(type, best.name);
   }
   return (e) => byType.get(e.type) ?? 'system';
 }
@@ -725,6 +733,7 @@ export async function generateDiagrams(models: readonly AnyModel[], outDir: stri
 
   for (const model of models) {
     const t0 = performance.now();
+    let exploreSeconds = 0;
     const rep: ModelReport = { id: model.id, title: model.title, statecharts: [], graph: '', counterexamples: [], notes: [] };
     reports.push(rep);
     const shapes = model.machines.map((m) => m.statechart());
@@ -742,8 +751,11 @@ export async function generateDiagrams(models: readonly AnyModel[], outDir: stri
     // The explored graph at default bounds, the same run `dmcheck check` does.
     const bounds = boundsWithDefaults(model);
     try {
-      const inst = model.instance(bounds, { profile: model.defaultProfile, mutant: null });
-      const r = explore(inst, { keepGraph: true, maxStates, allViolations: true, checkProgress: false, checkDeadlock: false });
+      // Invariants are `dmcheck check`'s business; the drawing only needs the graph.
+      const inst = { ...model.instance(bounds, { profile: model.defaultProfile, mutant: null }), invariants: [] };
+      const te = performance.now();
+      const r = explore(inst, { keepGraph: true, maxStates, checkProgress: false, checkDeadlock: false });
+      exploreSeconds = (performance.now() - te) / 1000;
       if (r.stopped !== null || !r.graph) {
         const why = r.stopped === 'max-states' ? `exploration passed ${maxStates} states` : `exploration stopped (${r.stopped ?? 'no graph kept'})`;
         rep.notes.push(`no state graph: ${why} at default bounds ${JSON.stringify(bounds)}`);
@@ -790,16 +802,20 @@ export async function generateDiagrams(models: readonly AnyModel[], outDir: stri
             title: `${model.id}/${name}`,
           }),
         );
-        rep.counterexamples.push(name);
+        const v = trace.violation;
+        const what = `${v ? `${v.property}${v.spec.length ? ` [${v.spec.join(', ')}]` : ''}` : 'runs clean'}; ${trace.profile}${trace.mutant ? `, mutant ${trace.mutant}` : ''}${tp.stale ? `; STALE at step ${tp.stale.step}` : ''}`;
+        rep.counterexamples.push({ name, what });
       } catch (err) {
         rep.notes.push(`${f} skipped: ${(err as Error).message}`);
       }
     }
-    opts.log(`diagram ${model.id}: ${rep.statecharts.length} statechart(s), ${rep.graph ? 'state graph' : 'no state graph'}, ${rep.counterexamples.length} counterexample(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    opts.log(`diagram ${model.id}: ${rep.statecharts.length} statechart(s), ${rep.graph ? 'state graph' : 'no state graph'}, ${rep.counterexamples.length} counterexample(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s (exploring ${exploreSeconds.toFixed(1)} s)`);
   }
   put('README.md', readme(reports));
 
+  const tr = performance.now();
   for (const [svgPath, dot] of dots) files.set(svgPath, await renderSvg(dot));
+  opts.log(`diagram: rendered ${dots.length} SVGs in ${((performance.now() - tr) / 1000).toFixed(1)} s`);
 
   if (opts.check) {
     const problems: string[] = [];
@@ -854,9 +870,11 @@ function readme(reports: readonly ModelReport[]): string {
     }
     for (const n of r.notes) out.push(`- note: ${n}`);
     if (r.counterexamples.length) {
-      out.push('', '| counterexample | diagram | sequence |', '|---|---|---|');
-      for (const c of r.counterexamples) {
-        out.push(`| \`${c}\` | [svg](${r.id}/counterexamples/${c}.svg) · [dot](${r.id}/counterexamples/${c}.dot) | [mermaid](${r.id}/counterexamples/${c}.sequence.mmd) |`);
+      out.push('', '| counterexample | shows | diagram | sequence |', '|---|---|---|---|');
+      for (const { name: c, what } of r.counterexamples) {
+        out.push(
+          `| \`${c}\` | ${what.replace(/\|/g, '\\|')} | [svg](${r.id}/counterexamples/${c}.svg) · [dot](${r.id}/counterexamples/${c}.dot) | [mermaid](${r.id}/counterexamples/${c}.sequence.mmd) |`,
+        );
       }
     }
     out.push('');
