@@ -55,6 +55,8 @@ export interface View {
   readonly devs: readonly (DevMap | null)[];
   readonly tid: number;
   readonly held: boolean;
+  /** Mappings (per device, null = no device) of the held metadata snapshot; null when none is held. */
+  readonly snap: readonly (readonly number[] | null)[] | null;
   /** The data space map the superblock names (refcount per data block). */
   readonly rc: readonly number[];
 }
@@ -76,8 +78,11 @@ export interface ThinCtx {
     readonly devs: readonly (CoreDev | null)[];
     readonly tid: number;
     readonly held: boolean;
+    readonly snap: readonly (readonly number[] | null)[] | null;
     /** sm_disk `begin`: the allocation cursor, reset by each data space-map commit. */
     readonly begin: number;
+    /** linux-3.14 only: data blocks allocated this transaction (nr_allocated_this_transaction, never given back). */
+    readonly allocs: number;
     /** A successful message is waiting for the commit pool_message issues after it. */
     readonly msgDirty: boolean;
     /**
@@ -146,12 +151,12 @@ export const defersFuaOverwrite = (v: Variant): boolean => v.profile !== 'linux-
 const rep = <T>(n: number, x: T): T[] => Array.from({ length: n }, () => x);
 
 export function emptyView(cfg: ThinCfg): View {
-  return { devs: rep(cfg.devices, null), tid: 0, held: false, rc: rep(cfg.dblocks, 0) };
+  return { devs: rep(cfg.devices, null), tid: 0, held: false, snap: null, rc: rep(cfg.dblocks, 0) };
 }
 
 export function initialContext(cfg: ThinCfg): ThinCtx {
   return {
-    core: { devs: rep(cfg.devices, null), tid: 0, held: false, begin: 0, msgDirty: false, sbDirty: false },
+    core: { devs: rep(cfg.devices, null), tid: 0, held: false, snap: null, begin: 0, allocs: 0, msgDirty: false, sbDirty: false },
     disk: emptyView(cfg),
     staged: null,
     nodesDurable: false,
@@ -192,10 +197,24 @@ export function readCore(c: ThinCtx, d: number, v: number, cur: readonly number[
   return b < 0 ? ZERO : (cur[b] ?? JUNK);
 }
 
+/**
+ * sm_disk_get_nr_free: blocks free at the last data space-map commit minus those allocated since.
+ * linux-3.14 never gives an allocation back when the block is freed again in the same transaction
+ * (#28, fixed in 4.12); the fixed count is exactly the blocks free in both maps.
+ */
+export function freeDataBlocks(c: ThinCtx, cfg: ThinCfg): number {
+  const old = (c.staged ?? c.disk).rc;
+  const committedUsed = old.filter((n) => n > 0).length;
+  if (cfg.variant.profile === 'linux-3.14') return cfg.dblocks - committedUsed - c.core.allocs;
+  const cur = refcounts(c.core.devs, cfg.dblocks);
+  const newlyUsed = cur.filter((n, b) => n > 0 && (old[b] ?? 0) === 0).length;
+  return cfg.dblocks - committedUsed - newlyUsed;
+}
+
 /** The view the in-core transaction would commit (the data space map as it stands in core). */
 export function coreView(c: ThinCtx, cfg: ThinCfg): View {
   const devs = c.core.devs.map((d) => (d === null ? null : { map: d.map, sh: d.sh }));
-  return { devs, tid: c.core.tid, held: c.core.held, rc: refcounts(devs, cfg.dblocks) };
+  return { devs, tid: c.core.tid, held: c.core.held, snap: c.core.snap, rc: refcounts(devs, cfg.dblocks) };
 }
 
 function setDev(c: ThinCtx, d: number, dev: CoreDev | null, markDirty = true): ThinCtx {
@@ -300,14 +319,16 @@ function doReserve(cfg: ThinCfg) {
   return (c: ThinCtx): ThinCtx => {
     const c1 = commitNow(c);
     if (c1.core.held) return reply(c1, '-EBUSY');
-    return { ...c1, reply: 'ok', core: { ...c1.core, held: true, msgDirty: true, sbDirty: true } };
+    // The snapshot pins the roots of the commit just made: the in-core view now.
+    const snap = c1.core.devs.map((d) => (d === null ? null : d.map));
+    return { ...c1, reply: 'ok', core: { ...c1.core, held: true, snap, msgDirty: true, sbDirty: true } };
   };
 }
 
 /** __release_metadata_snap clears held_root in the superblock buffer before it checks it, so even the -EINVAL path leaves the buffer dirty. */
 function doRelease(c: ThinCtx): ThinCtx {
   if (!c.core.held) return { ...c, reply: '-EINVAL', core: { ...c.core, sbDirty: true } };
-  return { ...c, reply: 'ok', core: { ...c.core, held: false, msgDirty: true, sbDirty: true } };
+  return { ...c, reply: 'ok', core: { ...c.core, held: false, snap: null, msgDirty: true, sbDirty: true } };
 }
 
 function setOpen(open: boolean) {
@@ -360,7 +381,14 @@ function doWrite(cfg: ThinCfg) {
       map[v] = b;
       sh[v] = 0;
       c1 = setDev(c1, d, { ...od, map, sh, changed: true }, false);
-      c1 = { ...c1, core: { ...c1.core, begin: cfg.variant.mutant === 'alloc-ignores-committed' ? c1.core.begin : b + 1 } };
+      c1 = {
+        ...c1,
+        core: {
+          ...c1.core,
+          begin: cfg.variant.mutant === 'alloc-ignores-committed' ? c1.core.begin : b + 1,
+          allocs: cfg.variant.profile === 'linux-3.14' ? c1.core.allocs + 1 : 0,
+        },
+      };
     }
     if (!fua) {
       c1 = { ...c1, pending: [...c1.pending, { k: 'data', b, v: val }] };
@@ -430,7 +458,7 @@ function landHeldRoot(c: ThinCtx): ThinCtx {
       staged.held ? 'names a held root its space map does not count' : 'drops a held root its space map still counts'
     }`,
   };
-  return { ...c, disk: { ...c.disk, held: staged.held }, broken };
+  return { ...c, disk: { ...c.disk, held: staged.held, snap: staged.snap }, broken };
 }
 
 /**
@@ -449,7 +477,7 @@ function doCommitBegin(cfg: ThinCfg) {
     const pending: Pending[] = [...c0.pending, { k: 'meta' }];
     if (sbGoesEarly(c0, cfg)) pending.push({ k: 'sb' });
     else if (c0.core.sbDirty) pending.push({ k: 'sbheld' });
-    return { ...c0, staged, nodesDurable: false, pending, core: { ...c0.core, devs, begin: 0 } };
+    return { ...c0, staged, nodesDurable: false, pending, core: { ...c0.core, devs, begin: 0, allocs: 0 } };
   };
 }
 
@@ -547,7 +575,7 @@ export function crashRecover(c: ThinCtx, keep: readonly number[], torn: number |
     want.push(row);
   }
   return {
-    core: { devs, tid: disk.tid, held: disk.held, begin: 0, msgDirty: false, sbDirty: false },
+    core: { devs, tid: disk.tid, held: disk.held, snap: disk.snap, begin: 0, allocs: 0, msgDirty: false, sbDirty: false },
     disk,
     staged: null,
     nodesDurable: false,

@@ -283,7 +283,15 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     const devices = r.devices
       .filter((d) => d.id < this.devices)
       .map((d) => ({ id: d.id, mappings: (d.mappings ?? []).map((m) => [m.vblock, m.dataBlock] as [number, number]) }));
-    const json: Json = { tid: r.superblock?.transId ?? -1, held: (r.superblock?.heldRoot ?? 0) !== 0, devices };
+    const held = (r.superblock?.heldRoot ?? 0) !== 0;
+    let snapshot: Json = null;
+    if (held) {
+      const rs = checkMetadata(this.meta.crashImage([], null), { metadataSnap: true, skipSpaceMaps: true });
+      snapshot = rs.devices
+        .filter((d) => d.id < this.devices)
+        .map((d) => ({ id: d.id, mappings: (d.mappings ?? []).map((m) => [m.vblock, m.dataBlock] as [number, number]) }));
+    }
+    const json: Json = { tid: r.superblock?.transId ?? -1, held, devices, snapshot };
     this.durableCache = { key: this.durableVersion, json, finding };
     return this.durableCache;
   }
@@ -300,7 +308,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
       const reads = Array.from({ length: this.vblocks }, (_, v) => this.path.read(d.id, v));
       return { id: d.id, mappedBlocks: d.mappedBlocks, mappings, reads };
     });
-    return { tid: s.transactionId, held: s.heldRoot !== 0, reply: this.reply, devices, committed: this.durable().json };
+    return { tid: s.transactionId, held: s.heldRoot !== 0, reply: this.reply, freeData: s.freeDataBlocks, devices, committed: this.durable().json };
   }
 
   selfCheck(): { readonly spec: readonly string[]; readonly message: string } | null {

@@ -48,6 +48,13 @@ describe('thin-metadata lockstep against the implementation', () => {
     expect(r.failure?.violation.property).toBe('projection');
   }, 600_000);
 
+  it('catches thin-28-free-count-drift (the data free count does not come back when a new block is freed)', async () => {
+    const r = await run('fixed', 'thin-28-free-count-drift', { ...WIDE, metasnap: 1, phased: 0 }, 300);
+    expect(r.ok).toBe(false);
+    expect(r.failure?.violation.property).toBe('projection');
+    expect(r.failure?.violation.message).toContain('freeData');
+  }, 600_000);
+
   it('catches thin-27-roots-before-precommit (the checker finds the stale space-map root: THIN-META-4)', async () => {
     const r = await run('fixed', 'thin-27-roots-before-precommit', WIDE, 300);
     expect(r.ok).toBe(false);

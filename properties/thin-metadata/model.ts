@@ -66,7 +66,8 @@ export function cfgOf(bounds: Bounds, variant: Variant): ThinCfg {
 function stateKey(s: ThinState): string {
   const c = s.context;
   const dm = (d: { map: readonly number[]; sh: readonly number[] } | null): string => (d === null ? '_' : d.map.join(',') + '/' + d.sh.join(''));
-  const view = (v: ThinCtx['disk']): string => v.devs.map(dm).join(';') + '|' + v.tid + (v.held ? 'h' : '') + '|' + v.rc.join(',');
+  const snap = (x: ThinCtx['disk']['snap']): string => (x === null ? '' : x.map((m) => (m === null ? '_' : m.join(','))).join(';'));
+  const view = (v: ThinCtx['disk']): string => v.devs.map(dm).join(';') + '|' + v.tid + (v.held ? 'h' : '') + snap(v.snap) + '|' + v.rc.join(',');
   const core = c.core.devs.map((d) => (d === null ? '_' : dm(d) + (d.open ? 'o' : '') + (d.changed ? 'c' : ''))).join(';');
   const pend = c.pending.map((p) => (p.k === 'data' ? `${p.b}=${p.v}` : p.k)).join(',');
   const fua = c.fuaWait.map((f) => `${f.d}.${f.v}=${f.val}`).join(',');
@@ -75,7 +76,7 @@ function stateKey(s: ThinState): string {
   return [
     s.value[0],
     core,
-    `${c.core.tid}${c.core.held ? 'h' : ''}${c.core.msgDirty ? 'm' : ''}${c.core.sbDirty ? 's' : ''}@${c.core.begin}`,
+    `${c.core.tid}${c.core.held ? 'h' : ''}${snap(c.core.snap)}${c.core.msgDirty ? 'm' : ''}${c.core.sbDirty ? 's' : ''}@${c.core.begin}+${c.core.allocs}`,
     view(c.disk),
     c.staged === null ? '-' : view(c.staged),
     c.nodesDurable ? 'N' : 'n',

@@ -4,12 +4,14 @@
 // virtual block reads through the thin target's data path.
 
 import type { Json } from '../../checker/model.js';
-import { readCore, type ThinCfg, type ThinCtx } from '../../machines/thin/pool-txn.js';
+import { freeDataBlocks, readCore, type ThinCfg, type ThinCtx } from '../../machines/thin/pool-txn.js';
 
 export interface ThinProjection {
   readonly tid: number;
   readonly held: boolean;
   readonly reply: string | null;
+  /** sm_disk_get_nr_free of the data space map. */
+  readonly freeData: number;
   /** One entry per existing device, ascending id. */
   readonly devices: readonly {
     readonly id: number;
@@ -24,7 +26,13 @@ export interface ThinProjection {
     readonly tid: number;
     readonly held: boolean;
     readonly devices: readonly { readonly id: number; readonly mappings: readonly (readonly [number, number])[] }[];
+    /** The held metadata snapshot's devices (thin_dump -m), null when none is held. */
+    readonly snapshot: readonly { readonly id: number; readonly mappings: readonly (readonly [number, number])[] }[] | null;
   };
+}
+
+function pairs(map: readonly number[]): [number, number][] {
+  return map.flatMap((b, v) => (b >= 0 ? [[v, b] as [number, number]] : []));
 }
 
 export function thinProjection(c: ThinCtx, cfg: ThinCfg): Json {
@@ -41,8 +49,9 @@ export function thinProjection(c: ThinCtx, cfg: ThinCfg): Json {
   const committed = {
     tid: c.disk.tid,
     held: c.disk.held,
-    devices: c.disk.devs.flatMap((d, id) => (d === null ? [] : [{ id, mappings: d.map.flatMap((b, v) => (b >= 0 ? [[v, b] as [number, number]] : [])) }])),
+    devices: c.disk.devs.flatMap((d, id) => (d === null ? [] : [{ id, mappings: pairs(d.map) }])),
+    snapshot: c.disk.held && c.disk.snap !== null ? c.disk.snap.flatMap((m, id) => (m === null ? [] : [{ id, mappings: pairs(m) }])) : null,
   };
-  const p: ThinProjection = { tid: c.core.tid, held: c.core.held, reply: c.reply, devices, committed };
+  const p: ThinProjection = { tid: c.core.tid, held: c.core.held, reply: c.reply, freeData: freeDataBlocks(c, cfg), devices, committed };
   return p as unknown as Json;
 }
