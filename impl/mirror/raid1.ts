@@ -272,7 +272,12 @@ export class MirrorSet {
   }
 
   private async rhDec(region: number): Promise<void> {
-    const reg = this.hash.get(region)!;
+    const reg = this.hash.get(region);
+    if (!reg) {
+      // Only reachable with the rh-race mutant: the region was cleared and freed under the write.
+      this.events.push(`rh_dec on region ${region}, which is no longer in the hash (use after free)`);
+      return;
+    }
     reg.pending--;
     if (reg.pending !== 0) return;
     if (this.o.variant.mutant === 'rh-race') {

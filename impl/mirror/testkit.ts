@@ -3,7 +3,7 @@
 // Spec: spec/mirror-log.md ULOG-1 (mark durable before a write reaches a leg), ULOG-6 (crash).
 
 import type { Ev, Variant } from '../../checker/model.js';
-import { ManualGate, notTimer } from './sim.js';
+import { ManualGate, notTimer, settle } from './sim.js';
 import { buildStack, type Stack, type StackOptions } from './stack.js';
 
 export interface Rig {
@@ -43,6 +43,7 @@ export async function drive(
   const include = opts.include ?? notTimer;
   let steps = 0;
   for (;;) {
+    await settle(); // let threads that are between steps reach their next one
     if (opts.stopIf?.()) return steps;
     r.gate.pending(); // drops steps whose condition no longer holds
     const cands = r.gate.held.filter((h) => include(h.e));
