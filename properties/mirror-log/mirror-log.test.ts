@@ -156,6 +156,18 @@ describe('mirror-log: machine mechanics', () => {
     }
   });
 
+  it('registers both log modes against both servers as machines with statecharts', () => {
+    const ids = mirrorLogModel.machines.map((m) => m.id).sort();
+    expect(ids).toEqual(['mirror-log-integrated-aware', 'mirror-log-integrated-upstream', 'mirror-log-plain-aware', 'mirror-log-plain-upstream']);
+    for (const m of mirrorLogModel.machines) {
+      const sc = m.statechart();
+      expect(sc.regions.map((r) => r.name)).toEqual(['mirror', 'kmirrord', 'dmlogd', 'cmirrord']);
+      const k = sc.regions[1]!;
+      expect(k.states).toEqual(['idle', 'updateFlush', 'writeFlush']);
+      expect(k.transitions.some((t) => t.from === 'writeFlush' && t.to === 'idle' && t.label.startsWith('reply'))).toBe(true);
+    }
+  });
+
   it('the compact state key identifies exactly the states machineKey does', () => {
     const inst = mirrorInstance(B({ nodes: 1, integrated: 2, batch: 2 }), { profile: 'linux-3.14', mutant: null });
     const seen = new Map<string, string>();
