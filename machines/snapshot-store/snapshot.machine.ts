@@ -210,8 +210,24 @@ export function initialSnapCtx(o: { epa: number; cow: number; origins: number; f
   return c;
 }
 
+/**
+ * Copy of everything an update may mutate. Contents are never mutated in place (writes replace
+ * them), so chunk arrays are copied shallowly; structuredClone dominated exploration time.
+ */
 function clone(c: SnapCtx): SnapCtx {
-  return structuredClone(c);
+  return {
+    ...c,
+    dur: [...c.dur],
+    cur: [...c.cur],
+    vol: c.vol.map((w): [number, Content | null] => [w[0], w[1]]),
+    ps: { ...c.ps, buf: c.ps.buf.map((r): [number, number] => [r[0], r[1]]), cbs: [...c.ps.cbs] },
+    complete: c.complete.map((r): [number, number] => [r[0], r[1]]),
+    pes: c.pes.map((p) => ({ ...p })),
+    ooo: [...c.ooo],
+    origin: [...c.origin],
+    acked: [...c.acked],
+    g: { ...c.g, owValid: [...c.g.owValid], ow: [...c.g.ow], sw: [...c.g.sw] },
+  };
 }
 
 function invalidate(c: SnapCtx): void {
