@@ -7,6 +7,7 @@ import { mirrorLogModel } from './mirror-log/model.js';
 import { thinMetadataModel } from './thin-metadata/model.js';
 import { cacheMqModel } from './cache-mq/model.js';
 import { snapshotStoreModel } from './snapshot-store/model.js';
+import { thinPoolModel } from './thin-pool/model.js';
 
 export const models: readonly AnyModel[] = [
   asModel(kobjectModel),
@@ -14,6 +15,7 @@ export const models: readonly AnyModel[] = [
   asModel(thinMetadataModel),
   asModel(cacheMqModel),
   asModel(snapshotStoreModel),
+  asModel(thinPoolModel),
   asModel(philsModel),
   asModel(petersonModel),
   asModel(bakeryModel),

@@ -1,7 +1,7 @@
 // Finds each seeded mutant (and the shipped 3.14 defect) with the explorer and saves its minimal
 // trace under counterexamples/thin-pool/. The search only checks the rules the mutant claims to break,
-// so the shortest path is the shortest path to *that* violation (under linux-3.14 the shipped #15
-// defect would otherwise be reported first). Run: npx tsx properties/thin-pool/hunt.ts [id ...]
+// so the shortest path is the shortest path to *that* violation, avoiding states that break other
+// rules (under linux-3.14 the shipped #15 defect would otherwise be reported first on replay). Run: npx tsx properties/thin-pool/hunt.ts [id ...]
 
 import { explore } from '../../checker/explore.js';
 import { boundsWithDefaults, type Bounds, type Ev, type Instance } from '../../checker/model.js';
@@ -37,9 +37,23 @@ export function traceFile(id: string): string {
 export function hunt(t: HuntTarget, maxSeconds = 600): Trace | null {
   const bounds = boundsWithDefaults(thinPoolModel, t.bounds);
   const full = thinPoolModel.instance(bounds, { profile: t.profile, mutant: t.mutant });
+  const targets = full.invariants.filter((i) => i.spec.some((s) => t.breaks.includes(s)));
+  const others = full.invariants.filter((i) => !targets.includes(i));
+  const base = full.system as unknown as Instance<PoolMState, Ev>['system'];
+  // Paths through states that break another rule (e.g. the shipped #15 defect) are pruned, so the
+  // saved trace shows this violation first when replayed with every invariant on.
   const inst: Instance<PoolMState, Ev> = {
     ...(full as unknown as Instance<PoolMState, Ev>),
-    invariants: full.invariants.filter((i) => i.spec.some((s) => t.breaks.includes(s))),
+    system: {
+      ...base,
+      step: (s, e) => {
+        const n = base.step(s, e);
+        if (n === null) return null;
+        const breaksTarget = targets.some((i) => i.check(n) !== null);
+        return breaksTarget || !others.some((i) => i.check(n) !== null) ? n : null;
+      },
+    },
+    invariants: targets,
   };
   const r = explore(inst, { maxSeconds, checkDeadlock: false, checkProgress: false });
   const v = r.violations[0];

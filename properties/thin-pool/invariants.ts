@@ -80,7 +80,8 @@ export function poolInvariants(profile: Profile): Invariant<S>[] {
       check: (s) => {
         const c = s.context;
         const afterTimeout = fixed && c.eins && !c.einsTable && modeOf(s) === 'out_of_data_space';
-        if (c.eins !== c.einsTable && !afterTimeout) {
+        // Checked after each step (replay does not judge the initial state on its own).
+        if (c.last && c.eins !== c.einsTable && !afterTimeout) {
           return `the pool ${c.eins ? 'errors' : 'queues'} when out of data space, but its table says ${c.einsTable ? 'error_if_no_space' : 'queue_if_no_space'}`;
         }
         const l = c.last;
@@ -144,7 +145,7 @@ export function poolInvariants(profile: Profile): Invariant<S>[] {
       check: (s) => {
         const c = s.context;
         const l = c.last;
-        if (c.mdThr !== metadataThreshold(c.mdDevCtr)) {
+        if (l && c.mdThr !== metadataThreshold(c.mdDevCtr)) {
           return `metadata threshold is ${c.mdThr} blocks; min(1024, ${c.mdDevCtr}/4) = ${metadataThreshold(c.mdDevCtr)}`;
         }
         if (!l) return null;
