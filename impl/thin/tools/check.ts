@@ -261,16 +261,18 @@ function walkTrees(w: Walker, sb: Superblock, label: string, countData: boolean,
   else w.err('missing-devices', `${label}missing devices: [0, -]`);
   const tops: [number, number][] = [];
   // Sub-tree pointers in a top-level leaf seen before (shared with the live trees) were counted then.
-  const fresh = new Set<string>();
-  const topOk = w.walk(sb.dataMappingRoot, `${label}top-level mapping tree`, 8, (k, d, off) => fresh.add(`${k}:${getU64(d, off)}`));
+  const fresh = new Map<number, number>();
+  const topOk = w.walk(sb.dataMappingRoot, `${label}top-level mapping tree`, 8, (k, d, off) => fresh.set(k, getU64(d, off)));
   if (topOk) readLeaves(w, sb.dataMappingRoot, (k, d, off) => tops.push([k, getU64(d, off)]));
   const devices: ReadDevice[] = [];
   const mappingIds = new Set<number>();
   for (const [id, sub] of tops) {
     mappingIds.add(id);
-    const walkIt = fresh.has(`${id}:${sub}`);
-    const ok = !walkIt ? !w.isBad(sub) : w.walk(sub, `${label}thin device ${id} mapping tree`, 8, (k, d, off) => {
-      const { block } = unpackBlockTime(d, off);
+    const walkIt = fresh.get(id) === sub;
+    const tree = walkIt ? `${label}thin device ${id} mapping tree` : '';
+    const ok = !walkIt ? !w.isBad(sub) : w.walk(sub, tree, 8, (k, d, off) => {
+      // data block = the top 40 bits of the packed value
+      const block = getU32(d, off + 4) * 256 + (d[off + 3]! >>> 0);
       // The walk calls this once per distinct leaf, so data blocks are counted per leaf.
       if (countData) w.dataRefs.set(block, (w.dataRefs.get(block) ?? 0) + 1);
       if (nrDataBlocks !== null && block >= nrDataBlocks) {
