@@ -10,7 +10,8 @@ import { checkCrashConsistency, type CrashReport } from './crash.js';
 import { hasGolden, readGolden, stableView, TIMING_DEPENDENT, type GoldenCase, type StableStep } from './golden.js';
 import { dumpXml } from '../impl/thin/tools/dump.js';
 import { compareWithDump, decodeWithImpl, deviceFromImage, parseThinDump } from './image.js';
-import { runModelCase, type ModelStep } from './model-run.js';
+import { commitShape } from './logwrites.js';
+import { asLwLog, runModelCase, runModelCaseFull, type ModelStep } from './model-run.js';
 import type { PoolStatus, StepResult } from './parse.js';
 import { runKernelCases } from './record.js';
 import type { KCase, KEvent } from './scenario.js';
@@ -138,6 +139,10 @@ function cell(f: Partial<Record<Field, string>>): string {
   return `${io} | ${f.mode} ${eins}${f.needsCheck === 'needs_check' ? ' NC' : ''} d=${f.data} m=${f.metaTotal} tx=${f.txid} ${f.held === 'held' ? 'H' : '-'}`;
 }
 
+function stripUuid(l: string): string {
+  return l.replace(/uuid="[^"]*"/, 'uuid=""');
+}
+
 function b0(s: string): number {
   return s.trim().split('\n').length;
 }
@@ -163,7 +168,8 @@ export function reportCase(c: KCase, g: GoldenCase, opts: { thinCheck: boolean }
   if (r.watchdog) failures.push(`${c.name}: the kernel case hit its watchdog (partial record)`);
   if (r.steps.length !== c.events.length) failures.push(`${c.name}: the kernel record has ${r.steps.length} of ${c.events.length} steps`);
   if (JSON.stringify(r.events) !== JSON.stringify(c.events)) failures.push(`${c.name}: the golden record was made from a different event list: re-record it`);
-  const main = runModelCase(c, KERNEL_PROFILE);
+  const full = runModelCaseFull(c, KERNEL_PROFILE);
+  const main = full.steps;
   const other = runModelCase(c, OTHER_PROFILE);
   const dMain = compareCase(c.name, r.steps, main, KERNEL_PROFILE);
   const dOther = compareCase(c.name, r.steps, other, OTHER_PROFILE);
@@ -214,6 +220,22 @@ export function reportCase(c: KCase, g: GoldenCase, opts: { thinCheck: boolean }
   } catch (e) {
     failures.push(`${c.name}: cannot replay the dm-log-writes log: ${(e as Error).message}`);
   }
+  // the impl's committed state after the same case, dumped, against the kernel's thin_dump
+  if (full.metaDevice && g.thinDump !== null) {
+    try {
+      const ours = dumpXml(full.metaDevice);
+      const a = ours.trim().split('\n').map(stripUuid), b = g.thinDump.trim().split('\n').map(stripUuid);
+      const i = a.findIndex((l, k) => l !== b[k]);
+      if (i < 0 && a.length === b.length) lines.push(`   impl state: thin_dump of the impl's metadata after the same events is identical to the kernel's`);
+      else failures.push(`${c.name}: the impl's committed state differs from the kernel's thin_dump at line ${i + 1}: '${a[i] ?? ''}' vs '${b[i] ?? ''}'`);
+    } catch (e) {
+      failures.push(`${c.name}: cannot dump the impl's metadata: ${(e as Error).message}`);
+    }
+  } else lines.push(`   impl state: not compared (the model does not follow every event of this case)`);
+  // the same commit-shape invariant on the impl's own metadata writes (THIN-META-2)
+  const implShape = commitShape(asLwLog(full.metaLog));
+  lines.push(`   impl commit shape: ${implShape.commits} commits, ${implShape.violations.length ? 'VIOLATED' : 'ok'} (superblock alone between flushes, as the kernel's)`);
+  for (const v of implShape.violations) failures.push(`${c.name} impl THIN-META-2: ${v}`);
   const explained = dMain.filter((d) => d.explainedBy).length;
   return { name: c.name, lines, failures, explained, crash };
 }

@@ -6,11 +6,12 @@
 // Each step yields the same observable fields the kernel's status line and IO results give.
 // Steps the model cannot express (IO to thin ids other than 0, thin 0 closed) are marked, not guessed.
 
-import { BlockDevice } from '../impl/block-device.js';
+import { BlockDevice, type LogEntry } from '../impl/block-device.js';
 import { MetadataError } from '../impl/persistent-data/errors.js';
 import { PoolMetadata } from '../impl/thin/pool-metadata.js';
 import { dataUsed, initialPoolState, poolStep } from '../machines/thin-pool/semantics.js';
 import type { PoolConfig, PoolEvent, PoolState, Profile } from '../machines/thin-pool/types.js';
+import { LW_FLUSH, LW_FUA, type LwEntry, type LwLog } from './logwrites.js';
 import type { KCase, KEvent, PoolTable } from './scenario.js';
 
 export interface ModelPool {
@@ -68,8 +69,20 @@ function errnoOf(e: unknown): string {
   throw e;
 }
 
+export interface ModelRun {
+  readonly steps: ModelStep[];
+  /** every write/flush the metadata impl issued to its device, in order (for the commit shape) */
+  readonly metaLog: readonly LogEntry[];
+  /** the metadata impl's device at the end, when it followed the whole case (else null) */
+  readonly metaDevice: BlockDevice | null;
+}
+
 /** Run one case through the model under a profile. */
 export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
+  return runModelCaseFull(c, profile).steps;
+}
+
+export function runModelCaseFull(c: KCase, profile: Profile): ModelRun {
   const first = c.events.find((e): e is KEvent & { type: 'pool_create' } => e.type === 'pool_create');
   if (!first) throw new Error(`case ${c.name} never creates a pool`);
   const cfg = cfgFor(c, first, profile);
@@ -83,6 +96,7 @@ export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
   // background writes: id -> 'pending' | outcome; queued ones complete in FIFO order
   const bg = new Map<string, string>();
   const queue: string[] = [];
+  const bgBlock = new Map<string, number>();
   // metadata impl for transaction id / held root (formatted like the kernel's pool_ctr does)
   const mdev = new BlockDevice(c.maxMetaBlocks);
   mdev.resize(first.metaBlocks);
@@ -94,7 +108,10 @@ export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
       s = n;
       for (const r of n.ctx.last?.released ?? []) {
         const id = queue.shift();
-        if (id) bg.set(id, r.result === 'ok' || r.result === 'remap' || r.result === 'zero' ? 'ok' : r.result);
+        const done = r.result === 'ok' || r.result === 'remap' || r.result === 'zero';
+        if (id) bg.set(id, done ? 'ok' : r.result);
+        const v = id !== undefined ? bgBlock.get(id) : undefined;
+        if (done && v !== undefined) mirrorWrite(v);
       }
     }
     return n;
@@ -115,6 +132,21 @@ export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
       txid: pmd ? pmd.transactionId : 0,
       held: pmd ? pmd.heldRoot() !== 0 : false,
     };
+  };
+  // The metadata impl follows the pool model's successful writes to thin 0 (provisioning and
+  // breaking sharing allocate a new data block), so its committed state can be dumped and compared
+  // with the kernel's thin_dump. It stops following once the model aborts a transaction.
+  let mirrorOk = true;
+  const mirrorWrite = (v: number): void => {
+    if (!pmd || !mirrorOk) return;
+    try {
+      const m = pmd.lookup(0, v);
+      if (m && !m.shared) return;
+      const b = pmd.allocDataBlock();
+      pmd.insertMapping(0, v, b);
+    } catch {
+      mirrorOk = false;
+    }
   };
   const reloadEv = (t: PoolTable): PoolEvent => ({ type: 'reload', data: t.dataBlocks, md: t.metaBlocks, eins: t.features.includes('error_if_no_space'), bs: s.ctx.sbBlockSize });
 
@@ -149,6 +181,16 @@ export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
         live = true;
         break;
       case 'pool_reload':
+        // grow the impl first: bios the grow releases are provisioned inside the pool step
+        if (pmd && mirrorOk && e.dataBlocks >= pmd.dataDevSize() && e.metaBlocks >= pmd.metadataDevSize()) {
+          try {
+            mdev.resize(Math.max(mdev.nrBlocks, e.metaBlocks));
+            pmd.resizeMetadataDevice(e.metaBlocks);
+            pmd.resizeDataDevice(e.dataBlocks);
+          } catch {
+            mirrorOk = false;
+          }
+        }
         fromErrno(step(reloadEv(e))?.ctx.last?.errno);
         break;
       case 'pool_remove':
@@ -226,6 +268,7 @@ export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
             errno = r === 'queued' ? 'QUEUED' : (r ?? 'EINVAL');
             break;
           }
+          mirrorWrite(v);
           done++;
         }
         blocks = done;
@@ -243,7 +286,9 @@ export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
           unmodelled('the model takes IO on thin 0 only');
           break;
         }
+        bgBlock.set(e.id, e.block);
         const r = step({ type: 'write', v: e.block })?.ctx.last?.io?.result;
+        if (ioOk(r)) mirrorWrite(e.block);
         if (r === 'queued') {
           bg.set(e.id, 'pending');
           queue.push(e.id);
@@ -298,6 +343,7 @@ export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
     }
     // dmsetup status after every event: pool_status commits first (not in fail mode)
     if (live) step({ type: 'status' });
+    if (s.ctx.needsCheck || s.mode === 'fail' || (s.ctx.last?.aborts.length ?? 0) > 0) mirrorOk = false;
     if (pmd && live && (s.mode === 'write' || s.mode === 'out_of_data_space')) {
       try {
         pmd.commit();
@@ -312,5 +358,17 @@ export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
       ...(note !== undefined ? { note } : {}),
     });
   });
-  return out;
+  const followed = mirrorOk && out.every((x) => x.ok !== null || x.note === undefined);
+  return { steps: out, metaLog: mdev.log(), metaDevice: followed ? mdev : null };
+}
+
+/** The impl's device log in dm-log-writes shape, so commitShape judges kernel and impl alike. */
+export function asLwLog(log: readonly LogEntry[]): LwLog {
+  const sector = Buffer.alloc(4096);
+  const entries: LwEntry[] = log.map((e, index) =>
+    e.kind === 'flush'
+      ? { index, sector: 0, nrSectors: 0, flags: LW_FLUSH }
+      : { index, sector: e.block * 8, nrSectors: 8, flags: e.fua ? LW_FUA : 0, data: sector },
+  );
+  return { sectorSize: 512, entries };
 }
