@@ -18,6 +18,7 @@ import {
   type ThinEv,
   type ThinEvent,
 } from '../../machines/thin/pool-txn.js';
+import { blockMachine } from '../../machines/thin/block.js';
 import { thinInvariants } from './invariants.js';
 import { thinMutants, thinShipped } from './mutants.js';
 import { thinProjection } from './projection.js';
@@ -140,7 +141,7 @@ export const thinMetadataModel: Model<ThinState, Ev> = {
   bounds: thinBounds,
   mutants: thinMutants,
   shipped: thinShipped,
-  machines: [thinPoolMachine(cfgOf({}, { profile: 'fixed', mutant: null }))],
+  machines: [thinPoolMachine(cfgOf({}, { profile: 'fixed', mutant: null })), blockMachine],
   instance: thinInstance,
   impl: thinImplAdapter,
 };
