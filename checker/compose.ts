@@ -14,7 +14,7 @@ export function machineSystem<C, E extends Ev>(
   m: DmMachine<C, E>,
   events: (s: MState<C>) => readonly E[],
   initial: MState<C> = m.initial(),
-  key: (s: MState<C>) => string = machineKey,
+  key: (s: MState<C>) => string = m.key,
 ): System<MState<C>, E> {
   return {
     initial: () => [initial],
@@ -45,6 +45,6 @@ export function productSystem<E extends Ev>(
       }
       return out;
     },
-    key: (s) => s.map(machineKey).join('||'),
+    key: (s) => s.map((st, i) => machines[i]!.key(st)).join('||'),
   };
 }

@@ -81,7 +81,8 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
   const maxStates = Math.min(opts.maxStates ?? 5_000_000, MAP_LIMIT);
   const deadline = opts.maxSeconds !== undefined ? Date.now() + opts.maxSeconds * 1000 : Infinity;
   const checkProgress = (opts.checkProgress ?? true) && inst.quiescent !== undefined;
-  const keepGraph = (opts.keepGraph ?? false) || checkProgress;
+  const wantGraph = opts.keepGraph ?? false;
+  const keepGraph = wantGraph || checkProgress;
   const checkDeadlock = opts.checkDeadlock ?? true;
   const validEnd = inst.validEnd ?? inst.quiescent ?? (() => false);
 
@@ -93,7 +94,8 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
   const depthOf = new IntList();
   const edgeFrom = new IntList();
   const edgeTo = new IntList();
-  const edgeType: string[] = [];
+  const edgeType = new IntList();
+  const typeIds = new Map<string, number>();
   const eventCoverage: Record<string, number> = {};
   const valueCoverage: Record<string, number> = {};
   const violations: Violation[] = [];
@@ -188,7 +190,9 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
         if (keepGraph) {
           edgeFrom.push(i);
           edgeTo.push(j);
-          edgeType.push(e.type);
+          let tid = typeIds.get(e.type);
+          if (tid === undefined) typeIds.set(e.type, (tid = typeIds.size));
+          edgeType.push(tid);
         }
         if (states.length > before && checkState(j)) {
           stopped = 'violation';
@@ -226,13 +230,16 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
     violations,
     eventCoverage,
     valueCoverage,
-    ...(keepGraph
+    ...(wantGraph
       ? {
           graph: {
             values: states.map((s) => inst.valueOf(s)),
             edgeFrom: edgeFrom.view().slice(),
             edgeTo: edgeTo.view().slice(),
-            edgeType,
+            edgeType: (() => {
+              const names = [...typeIds.keys()];
+              return Array.from(edgeType.view(), (t) => names[t]!);
+            })(),
             initial: initialIdx,
           },
         }

@@ -9,6 +9,7 @@
 
 import { assign, createMachine, setup, type AnyStateMachine } from 'xstate';
 import type { Ev, StatechartShape, DiagramSource } from './model.js';
+import { compileKey } from './key.js';
 
 export interface TransitionDef<C, E extends Ev> {
   readonly target?: string;
@@ -32,6 +33,11 @@ export interface RegionDef<C, E extends Ev> {
 export interface MachineDef<C, E extends Ev> {
   readonly id: string;
   readonly context: C;
+  /**
+   * How states are keyed: 'json' (default, any context) or 'compiled' (a serializer generated from
+   * the initial context; only for contexts whose keys are the same in every state).
+   */
+  readonly key?: 'json' | 'compiled';
   /** A flat machine has one region named after the machine. */
   readonly regions: { readonly [region: string]: RegionDef<C, E> };
 }
@@ -59,6 +65,10 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
   /** For each event type, the regions that handle it in some state (the others never need a look). */
   private readonly regionsFor: ReadonlyMap<string, readonly number[]>;
   private xstateMachine: AnyStateMachine | undefined;
+  /** Canonical key of a state of this machine (see MachineDef.key). */
+  readonly key: (s: MState<C>) => string;
+  /** Reused by step: which transition each region takes (step never re-enters itself). */
+  private readonly scratch: (CompiledTransition<C, E> | undefined)[];
 
   constructor(readonly def: MachineDef<C, E>) {
     this.id = def.id;
@@ -116,6 +126,20 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
       }
     });
     this.regionsFor = regionsFor;
+    this.scratch = new Array<CompiledTransition<C, E> | undefined>(this.regionNames.length);
+    if (def.key === 'compiled') {
+      const ck = compileKey(def.context);
+      // One character per region state (state names are fixed, so this is injective).
+      const chars = stateNames.map((names) => new Map(names.map((n, i) => [n, String.fromCharCode(65 + i)])));
+      const n = chars.length;
+      this.key = (s) => {
+        let k = '';
+        for (let r = 0; r < n; r++) k += chars[r]!.get(s.value[r]!) ?? '?';
+        return k + ck(s.context);
+      };
+    } else {
+      this.key = (s) => s.value.join('|') + '#' + JSON.stringify(s.context);
+    }
   }
 
   initial(context: C = this.def.context): MState<C> {
@@ -129,28 +153,34 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
   step(s: MState<C>, e: E): MState<C> | null {
     const regions = this.regionsFor.get(e.type);
     if (regions === undefined) return null;
-    const nRegions = this.table.length;
-    let chosen: (CompiledTransition<C, E> | undefined)[] | undefined;
+    const chosen = this.scratch;
+    let any = false;
     for (const r of regions) {
-      const si = this.stateIndex[r]!.get(s.value[r]!)!;
-      const cands = this.table[r]![si]!.get(e.type);
+      chosen[r] = undefined;
+      const cands = this.table[r]![this.stateIndex[r]!.get(s.value[r]!)!]!.get(e.type);
       if (cands === undefined) continue;
       for (const t of cands) {
         if (t.guard === undefined || t.guard(s.context, e)) {
-          chosen ??= new Array<CompiledTransition<C, E> | undefined>(nRegions);
           chosen[r] = t;
+          any = true;
           break;
         }
       }
     }
-    if (chosen === undefined) return null;
+    if (!any) return null;
     let context = s.context;
-    const value = s.value.slice();
+    let value = s.value;
     for (const r of regions) {
       const t = chosen[r];
       if (t === undefined) continue;
       if (t.update !== undefined) context = t.update(context, e);
-      if (t.target >= 0) value[r] = this.stateNames[r]![t.target]!;
+      if (t.target >= 0) {
+        const name = this.stateNames[r]![t.target]!;
+        if (value[r] !== name) {
+          if (value === s.value) value = s.value.slice();
+          (value as string[])[r] = name;
+        }
+      }
     }
     return { value, context };
   }

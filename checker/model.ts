@@ -81,8 +81,11 @@ export interface CrashSurface<S> {
   readonly volatileWrites: (s: S) => number;
   /** Whether the write at that index may be torn (only its first sector lands). */
   readonly tearable?: (s: S, index: number) => boolean;
-  /** The state after a power cut that keeps exactly `keep` of the volatile writes (and tears `torn`). */
-  readonly crash: (s: S, keep: readonly number[], torn: number | null) => S;
+  /**
+   * The state after a power cut that keeps exactly `keep` of the volatile writes (and tears `torn`),
+   * or null when the model allows no crash here (e.g. a crash budget is spent).
+   */
+  readonly crash: (s: S, keep: readonly number[], torn: number | null) => S | null;
 }
 
 export interface FaultSurface<S> {

@@ -301,7 +301,7 @@ export function kobjectMachine(b: KobjBounds, v: Variant): DmMachine<KobjCtx, Ko
       unloaded: {},
     },
   };
-  return defineMachine({ id: 'kobject', context: initialKobjCtx, regions });
+  return defineMachine({ id: 'kobject', context: initialKobjCtx, key: 'compiled', regions });
 }
 
 /** Every event instance of the alphabet at these bounds, in a fixed order (RMMOD last). */
