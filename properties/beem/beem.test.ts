@@ -5,7 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { machineSystem } from '../../checker/compose.js';
+// Both sides of a differential use the JSON machineKey, whatever key a machine's System defaults to.
+import { machineKey, machineSystem } from '../../checker/compose.js';
 import { explore } from '../../checker/explore.js';
 import type { MState } from '../../checker/machine.js';
 import { boundsWithDefaults, type AnyModel, type Ev, type Instance, type Model, type Variant } from '../../checker/model.js';
@@ -81,7 +82,7 @@ describe('BEEM state counts', () => {
 
   it('phils.1: per-level BFS state counts equal phils.1.stat.xml', () => {
     const sys = philsSystem();
-    const g = stateGraph(machineSystem(sys.machine, () => sys.events));
+    const g = stateGraph(machineSystem(sys.machine, () => sys.events, sys.machine.initial(), machineKey));
     // <bfs-levels> of original-benchmark/phils/generated_files/phils.1.stat.xml
     expect(g.perLevel).toEqual([1, 4, 10, 16, 15, 12, 10, 4, 4, 4]);
   });
@@ -95,7 +96,7 @@ describe('BEEM state counts', () => {
 describe('compiled stepper agrees with XState transition()', () => {
   it('phils.1: same keys, same labelled edges', () => {
     const sys = philsSystem();
-    const compiled = stateGraph(machineSystem(sys.machine, () => sys.events));
+    const compiled = stateGraph(machineSystem(sys.machine, () => sys.events, sys.machine.initial(), machineKey));
     const viaXState = stateGraph(xstateSystem(sys.machine, () => sys.events));
     expect(compiled.keys.size).toBe(80);
     expect(viaXState.keys).toEqual(compiled.keys);
@@ -109,7 +110,7 @@ describe('compiled stepper agrees with XState transition()', () => {
       const kb = { readers: b['readers']!, getters: b['getters']!, foreign: b['foreign']!, openers: b['openers']! };
       const m = kobjectMachine(kb, { profile, mutant: null });
       const events = kobjectEvents(kb);
-      const compiled = stateGraph(machineSystem(m, () => events));
+      const compiled = stateGraph(machineSystem(m, () => events, m.initial(), machineKey));
       const viaXState = stateGraph(xstateSystem(m, () => events));
       expect(compiled.keys.size).toBeGreaterThan(100);
       expect(viaXState.keys).toEqual(compiled.keys);
