@@ -626,6 +626,12 @@ export interface GenerateOptions {
   /** Where committed traces live (default 'counterexamples'). */
   readonly counterexamplesDir?: string;
   readonly maxStates?: number;
+  /**
+   * False skips the explorations (the slow part: minutes for the bigger models on a loaded machine):
+   * state-graph files and README.md are then neither generated nor checked, and are left as they are.
+   * Only allowed with check=true, so a write never leaves a README that disagrees with the graphs.
+   */
+  readonly stateGraphs?: boolean;
 }
 
 interface ModelReport {
@@ -722,6 +728,8 @@ export async function generateDiagrams(models: readonly AnyModel[], outDir: stri
   const reports: ModelReport[] = [];
   const ceDir = opts.counterexamplesDir ?? 'counterexamples';
   const maxStates = opts.maxStates ?? DIAGRAM_MAX_STATES;
+  const withGraphs = opts.stateGraphs ?? true;
+  if (!withGraphs && !opts.check) throw new Error('generateDiagrams: stateGraphs=false is only for check=true (a write must regenerate everything)');
   const knownIds = models.map((m) => m.id);
   const put = (rel: string, text: string): void => {
     files.set(join(outDir, rel), text);
@@ -750,7 +758,7 @@ export async function generateDiagrams(models: readonly AnyModel[], outDir: stri
 
     // The explored graph at default bounds, the same run `dmcheck check` does.
     const bounds = boundsWithDefaults(model);
-    try {
+    if (withGraphs) try {
       // Invariants are `dmcheck check`'s business; the drawing only needs the graph.
       const inst = { ...model.instance(bounds, { profile: model.defaultProfile, mutant: null }), invariants: [] };
       const te = performance.now();
@@ -811,7 +819,9 @@ export async function generateDiagrams(models: readonly AnyModel[], outDir: stri
     }
     opts.log(`diagram ${model.id}: ${rep.statecharts.length} statechart(s), ${rep.graph ? 'state graph' : 'no state graph'}, ${rep.counterexamples.length} counterexample(s) in ${((performance.now() - t0) / 1000).toFixed(1)} s (exploring ${exploreSeconds.toFixed(1)} s)`);
   }
-  put('README.md', readme(reports));
+  if (withGraphs) put('README.md', readme(reports));
+  // Files this run does not produce but must leave alone (stateGraphs=false).
+  const untouched = (p: string): boolean => !withGraphs && (p === join(outDir, 'README.md') || /[\\/]state-graph\.(dot|svg|mmd)$/.test(p));
 
   const tr = performance.now();
   for (const [svgPath, dot] of dots) files.set(svgPath, await renderSvg(dot));
@@ -829,7 +839,7 @@ export async function generateDiagrams(models: readonly AnyModel[], outDir: stri
       }
     }
     for (const p of listFiles(outDir)) {
-      if (!files.has(p)) {
+      if (!files.has(p) && !untouched(p)) {
         problems.push(p);
         opts.log(`no longer generated: ${p}`);
       }
