@@ -168,6 +168,7 @@ export class PoolTarget {
         if (this.fixed && old !== m && !this.errorIfNoSpace && (this.noSpaceTimeoutSecs > 0 || this.mutant('16-zero-not-disable'))) this.noSpaceTimer = true;
         break;
       case 'out_of_metadata_space':
+        this.errorRetryList('EIO');
         break;
       case 'write':
         this.md.setReadWrite();

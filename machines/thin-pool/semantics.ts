@@ -301,6 +301,7 @@ export function setPoolMode(w: Work, requested: Mode): void {
   switch (m) {
     case 'fail':
     case 'read_only':
+    case 'out_of_metadata_space':
       errorRetryList(w, 'EIO');
       break;
     case 'out_of_data_space':

@@ -48,7 +48,7 @@ export function poolInvariants(profile: Profile): Invariant<S>[] {
         const c = s.context;
         const l = c.last;
         const m = modeOf(s);
-        if ((m === 'read_only' || m === 'fail') && c.retry.length > 0) return `${c.retry.length} bio(s) still queued in ${m}`;
+        if ((m === 'read_only' || m === 'fail' || m === 'out_of_metadata_space') && c.retry.length > 0) return `${c.retry.length} bio(s) still queued in ${m}`;
         if (!l) return null;
         if (l.aborts.some((a) => a !== 'metadata')) return `transaction aborted without a metadata failure (cause: ${l.aborts.join(', ')})`;
         if (evType(s) === 'reactivate') return null;
@@ -79,7 +79,8 @@ export function poolInvariants(profile: Profile): Invariant<S>[] {
       name: 'IO outcome table',
       check: (s) => {
         const c = s.context;
-        const afterTimeout = fixed && c.eins && !c.einsTable && modeOf(s) === 'out_of_data_space';
+        // fixed: the timeout's error_if_no_space lasts until write mode returns.
+        const afterTimeout = fixed && c.eins && !c.einsTable && modeOf(s) !== 'write';
         // Checked after each step (replay does not judge the initial state on its own).
         if (c.last && c.eins !== c.einsTable && !afterTimeout) {
           return `the pool ${c.eins ? 'errors' : 'queues'} when out of data space, but its table says ${c.einsTable ? 'error_if_no_space' : 'queue_if_no_space'}`;
