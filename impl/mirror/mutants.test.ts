@@ -18,6 +18,16 @@ describe('impl mutants', () => {
     });
   }
 
+  for (const mutant of ['write-before-reply', null]) {
+    it(`write-before-reply ${mutant ? 'breaks' : 'absent: keeps'} ULOG-1 (both modes)`, async () => {
+      for (const integrated of [false, true]) {
+        const r = await rig({ regions: 2, integrated, aware: true, variant: V(mutant) });
+        await Promise.all([r.s.mirror.write(0), drive(r)]);
+        expect(r.violations.some((v) => v.startsWith('ULOG-1')), `${integrated}`).toBe(mutant !== null);
+      }
+    });
+  }
+
   for (const mutant of ['mark-drop', null]) {
     it(`mark-drop ${mutant ? 'breaks' : 'absent: keeps'} ULOG-5/ULOG-1`, async () => {
       // the oracle says "allocation fails" for every mark (only the mutant asks it for marks)

@@ -226,7 +226,13 @@ export class MirrorSet {
       else (st === 'NOSYNC' ? nosync : sync).push(bio);
     }
     for (const bio of [...sync, ...nosync]) await this.rhInc(bio.region);
-    const r = await this.o.log.flush();
+    const flushing = this.o.log.flush();
+    if (this.o.variant.mutant === 'write-before-reply') {
+      // Seeded: the writes go out while the commit is still on its way.
+      for (const bio of sync) this.dispatch(bio, this.o.legs);
+      sync.length = 0;
+    }
+    const r = await flushing;
     this.logFailure = this.o.variant.mutant === 'log-failure-reset' ? (r ? 1 : 0) : r ? 1 : this.logFailure;
     if (r) this.logFailureEver = 1;
     if (this.logFailure && this.o.handleErrors) {
