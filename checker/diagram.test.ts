@@ -117,7 +117,8 @@ describe('statecharts', () => {
   it('writes Mermaid with concurrent regions, region-qualified ids and initial states', () => {
     const mmd = statechartMermaid(twoRegions.statechart());
     expect(mmd).toContain('stateDiagram-v2');
-    expect(mmd).toContain('state "pair" as machine_pair {');
+    expect(mmd).toContain('state pair {');
+    expect(mmd).toContain('state worker {');
     expect(mmd).toContain('\n    --\n');
     expect(mmd).toContain('[*] --> worker_idle');
     expect(mmd).toContain('[*] --> device_up');

@@ -193,11 +193,11 @@ export function statechartMermaid(shape: StatechartShape): string {
   if (flat) {
     body(shape.regions[0]!, '  ');
   } else {
-    const top = ids.id(`machine_${shape.id}`);
-    lines.push(`  state "${mmText(shape.id)}" as ${top} {`);
+    // Composite states are named by plain ids (the `state "text" as id {` form is not in every Mermaid).
+    lines.push(`  state ${ids.id(shape.id)} {`);
     shape.regions.forEach((region, i) => {
       if (i > 0) lines.push('    --');
-      lines.push(`    state "${mmText(region.name)}" as ${ids.id(`region_${region.name}`)} {`);
+      lines.push(`    state ${ids.id(region.name)} {`);
       body(region, '      ');
       lines.push('    }');
     });
