@@ -33,7 +33,7 @@ export function targetsOf(model: AnyModel): Target[] {
       id: m.id,
       kind: 'mutant' as const,
       variant: { profile: fixedProfile(model), mutant: m.id },
-      bounds: base,
+      bounds: m.bounds ? boundsWithDefaults(model, m.bounds) : base,
       breaks: m.breaks,
       engines: m.killedBy,
     })),

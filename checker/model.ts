@@ -55,6 +55,8 @@ export interface MutantInfo {
   readonly breaks: readonly string[];
   /** Which engines must find it. */
   readonly killedBy: readonly ('explore' | 'lockstep')[];
+  /** Bounds that reach it, if not the defaults. */
+  readonly bounds?: Bounds;
 }
 
 /**
