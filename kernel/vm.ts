@@ -89,7 +89,7 @@ export async function runVm(setup: KernelSetup, cases: readonly KCase[], opts: {
   const accel = process.env['DMCHECK_ACCEL'] ?? 'tcg';
   const cpu = accel === 'kvm' ? 'host' : 'max';
   // generous: under host CPU contention the guest (and its own watchdog loop) runs several times slower
-  const budget = 180 + 4 * cases.reduce((a, c) => a + c.limitSec, 0);
+  const budget = Number(process.env['DMCHECK_VM_TIMEOUT'] ?? 0) || 180 + 4 * cases.reduce((a, c) => a + c.limitSec, 0);
   const args = [
     '-accel', accel, '-cpu', cpu, '-m', '512', '-smp', process.env['DMCHECK_SMP'] ?? '1', '-nographic', '-no-reboot', '-nodefaults',
     '-serial', 'stdio', '-kernel', setup.vmlinuz, '-initrd', initrd,
