@@ -3,7 +3,7 @@
 // into a checker finding, a crash-consistency violation or a refused operation, each naming its
 // spec rule. Where the mutant corrupts metadata on disk, the real thin_check must reject the image
 // too (when thin-provisioning-tools is installed). The minimal sequences are committed as traces in
-// counterexamples/thin-metadata/<mutant>.impl.json (regenerate with DMCHECK_WRITE_CEX=1).
+// counterexamples/thin-metadata/impl-scenarios/<mutant>.impl.json (regenerate with DMCHECK_WRITE_CEX=1).
 
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -188,7 +188,9 @@ const scenarios: readonly Scenario[] = [
   },
 ];
 
-const CEX_DIR = join(import.meta.dirname, '../../counterexamples/thin-metadata');
+// Impl-level scenarios (their own step vocabulary, interpreted by run() above), kept apart from the
+// machine-replayable traces that properties/counterexamples.test.ts replays.
+const CEX_DIR = join(import.meta.dirname, '../../counterexamples/thin-metadata/impl-scenarios');
 
 describe('thin metadata mutants', () => {
   it('every mutant in thinMetadataMutants has a scenario, and every id is unique', () => {
