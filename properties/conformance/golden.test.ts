@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { compareCase, KERNEL_PROFILE, KNOWN_DIFFERENCES, reportCase } from '../../kernel/conform.js';
 import { hasGolden, readGolden } from '../../kernel/golden.js';
-import { runModelCase } from '../../kernel/model-run.js';
+import { commitShape } from '../../kernel/logwrites.js';
+import { asLwLog, runModelCase, runModelCaseFull } from '../../kernel/model-run.js';
 import { CASES } from '../../kernel/scenarios.js';
 
 // Cases whose kernel run has been recorded. The others (see the report in kernel/README.md) still
@@ -37,10 +38,24 @@ describe('golden kernel records vs the model', () => {
         const g = readGolden(c.name);
         const rep = reportCase(c, g, { thinCheck: false });
         console.log(rep.lines.slice(-2).join('\n'));
-        expect(rep.failures.filter((f) => / image| crash |THIN-META-2|negative control|log-writes/.test(f))).toEqual([]);
+        expect(rep.failures.filter((f) => !f.includes(' impl THIN-META-2') && / image| crash |THIN-META-2|negative control|log-writes/.test(f))).toEqual([]);
         expect(rep.crash?.flushPoints ?? 0).toBeGreaterThan(0);
         expect(rep.crash?.negative?.failed ?? 0).toBeGreaterThan(0);
       }, 600_000); // every crash image is walked by two checkers: slow on a busy 2-core machine
+    });
+  }
+
+  // The impl's own metadata writes must have the kernel's commit shape too (THIN-META-2). Known
+  // impl deviation: around reserve/release_metadata_snap it writes the superblock in the same epoch
+  // as other blocks (found by this comparison; reported to the thin-metadata owner). it.fails keeps
+  // the finding visible and turns red once the impl is fixed, so the entry can be removed.
+  const IMPL_SHAPE_KNOWN_BAD = new Set(['txid-metasnap']);
+  for (const c of RECORDED) {
+    const run = IMPL_SHAPE_KNOWN_BAD.has(c.name) ? it.fails : it;
+    run(`${c.name}: the impl's metadata writes have the kernel's commit shape (THIN-META-2)`, () => {
+      const shape = commitShape(asLwLog(runModelCaseFull(c, KERNEL_PROFILE).metaLog));
+      expect(shape.commits).toBeGreaterThan(0);
+      expect(shape.violations).toEqual([]);
     });
   }
 
