@@ -343,7 +343,7 @@ for (const subj of subjects) {
       `  explorer (median)                      ${eCpu.toFixed(2)}`,
       `  plain Set BFS over the model's System  ${bd.total.toFixed(2)}   (explorer bookkeeping ≈ ${(eCpu - bd.total).toFixed(2)})`,
       `    of which machine step (all events)   ${bd.step.toFixed(2)}   (${fmtInt(bd.count.edges)} enabled of ${fmtInt(bd.count.states * eventsPerState(inst))} tried)`,
-      `    of which machineKey (JSON)           ${bd.key.toFixed(2)}`,
+      `    of which state key (System.key)      ${bd.key.toFixed(2)}`,
       `  hand-written BFS (median)              ${hCpu.toFixed(2)}`,
       '',
     );
