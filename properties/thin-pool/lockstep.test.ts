@@ -41,7 +41,7 @@ describe('thin-pool lockstep (machine vs impl, with metadata faults)', () => {
 
   it('the projection comparison is not vacuous: a mutated impl diverges from the machine', () => {
     // Machine correct, impl with mutant #2: after running out of space the queued bio differs.
-    const bounds = boundsWithDefaults(thinPoolModel, { vblocks: 2 });
+    const bounds = boundsWithDefaults(thinPoolModel, { vblocks: 2, md: 10, mdMax: 10 });
     const inst = thinPoolModel.instance(bounds, { profile: 'linux-3.14', mutant: null });
     const impl = thinPoolModel.impl!.create({ profile: 'linux-3.14', mutant: '2-unserviceable-eio' }, bounds, { step: () => Promise.resolve(true) });
     let s = inst.system.initial()[0]!;
