@@ -117,9 +117,11 @@ describe('dm-log-writes reader and crash rebuilds', () => {
     expect(s.violations).toEqual([]);
     expect(s.commits).toBe(2);
   });
-  it('rejects a superblock written in the same epoch as other blocks, or with no flush after it (THIN-META-2)', () => {
-    const bad = commitShape(parseLogWrites(makeLog([[1, 'W'], [0, 'F'], [2, 'W'], [0, 'W'], [0, 'F'], [0, 'W']])));
+  it('rejects a superblock written in the same epoch as other blocks, also in the unflushed tail (THIN-META-2)', () => {
+    const bad = commitShape(parseLogWrites(makeLog([[1, 'W'], [0, 'F'], [2, 'W'], [0, 'W'], [0, 'F'], [0, 'W'], [4, 'W']])));
     expect(bad.violations.length).toBe(2);
+    const loneTail = commitShape(parseLogWrites(makeLog([[1, 'W'], [0, 'F'], [0, 'W'], [0, 'F'], [0, 'W']])));
+    expect(loneTail.violations).toEqual([]);
   });
   it('rebuilds images at flush points and subsets; a dropped epoch changes later images', () => {
     const log = parseLogWrites(good);
