@@ -9,7 +9,7 @@
 
 import { assign, createMachine, setup, type AnyStateMachine } from 'xstate';
 import type { Ev, StatechartShape, DiagramSource } from './model.js';
-import { compileKey } from './key.js';
+import { compactMachineKey } from './compact-key.js';
 
 export interface TransitionDef<C, E extends Ev> {
   readonly target?: string;
@@ -128,15 +128,7 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
     this.regionsFor = regionsFor;
     this.scratch = new Array<CompiledTransition<C, E> | undefined>(this.regionNames.length);
     if (def.key === 'compiled') {
-      const ck = compileKey(def.context);
-      // One character per region state (state names are fixed, so this is injective).
-      const chars = stateNames.map((names) => new Map(names.map((n, i) => [n, String.fromCharCode(65 + i)])));
-      const n = chars.length;
-      this.key = (s) => {
-        let k = '';
-        for (let r = 0; r < n; r++) k += chars[r]!.get(s.value[r]!) ?? '?';
-        return k + ck(s.context);
-      };
+      this.key = compactMachineKey<C>(this.initial());
     } else {
       this.key = (s) => s.value.join('|') + '#' + JSON.stringify(s.context);
     }
