@@ -112,8 +112,9 @@ function renderEvent(c: KCase, slot: CaseSlot, e: KEvent): string[] {
   switch (e.type) {
     case 'pool_create':
       return [
-        `MSZ=${e.metaBlocks * SECTORS_PER_META_BLOCK}`,
-        `run dmsetup create ${P}-meta --table "0 $MSZ linear /dev/mapper/${P}-mlog 0"`,
+        // a re-created pool reuses the metadata device, grown to the new size
+        `if [ $MSZ -eq 0 ]; then MSZ=${e.metaBlocks * SECTORS_PER_META_BLOCK}; run dmsetup create ${P}-meta --table "0 $MSZ $METATGT"; ` +
+          `else MSZ=${e.metaBlocks * SECTORS_PER_META_BLOCK}; run dmsetup reload ${P}-meta --table "0 $MSZ $METATGT"; run dmsetup resume ${P}-meta; fi`,
         `run dmsetup create ${P}-pool --table ${q(poolTableLine(c.blockSectors, e, P))}`,
         `POOL=1`,
       ];

@@ -343,7 +343,7 @@ export function runModelCaseFull(c: KCase, profile: Profile): ModelRun {
     }
     // dmsetup status after every event: pool_status commits first (not in fail mode)
     if (live) step({ type: 'status' });
-    if (s.ctx.needsCheck || s.mode === 'fail' || (s.ctx.last?.aborts.length ?? 0) > 0) mirrorOk = false;
+    if (s.ctx.needsCheck || (s.mode !== 'write' && s.mode !== 'out_of_data_space') || (s.ctx.last?.aborts.length ?? 0) > 0) mirrorOk = false;
     if (pmd && live && (s.mode === 'write' || s.mode === 'out_of_data_space')) {
       try {
         pmd.commit();

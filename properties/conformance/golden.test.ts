@@ -12,6 +12,9 @@ import { CASES } from '../../kernel/scenarios.js';
 // Cases whose kernel run has been recorded. The others (see the report in kernel/README.md) still
 // need a VM run: npx tsx scripts/conform.ts --record <name>.
 const RECORDED = CASES.filter((c) => hasGolden(c.name));
+// Kernel logs where the commit shape (THIN-META-2) is violated by the kernel itself: oom-meta's
+// aborted commit. Every crash point still checks clean; reported as a finding.
+const KERNEL_SHAPE_FINDINGS = new Set(['oom-meta']);
 
 describe('golden kernel records vs the model', () => {
   it('has golden records for at least the out-of-data-space and resize cases', () => {
@@ -38,7 +41,12 @@ describe('golden kernel records vs the model', () => {
         const g = readGolden(c.name);
         const rep = reportCase(c, g, { thinCheck: false });
         console.log(rep.lines.slice(-2).join('\n'));
-        expect(rep.failures.filter((f) => !f.includes(' impl THIN-META-2') && / image| crash |THIN-META-2|negative control|log-writes/.test(f))).toEqual([]);
+        const problems = rep.failures.filter((f) => !f.includes(' impl THIN-META-2') && / image| crash |THIN-META-2|negative control|log-writes/.test(f));
+        if (KERNEL_SHAPE_FINDINGS.has(c.name)) {
+          // finding: 6.1's abort path writes the superblock in one epoch with other blocks
+          expect(problems.filter((f) => f.includes('THIN-META-2')).length).toBeGreaterThan(0);
+          expect(problems.filter((f) => !f.includes('THIN-META-2'))).toEqual([]);
+        } else expect(problems).toEqual([]);
         expect(rep.crash?.flushPoints ?? 0).toBeGreaterThan(0);
         expect(rep.crash?.negative?.failed ?? 0).toBeGreaterThan(0);
       }, 600_000); // every crash image is walked by two checkers: slow on a busy 2-core machine
