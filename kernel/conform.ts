@@ -66,6 +66,14 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
   { scenario: 'meta-write-error', step: 6, field: 'result', profile: 'linux-3.14', commit: "'dm thin: don't allow messages to be sent to a pool target in READ_ONLY or FAIL mode'", why: '3.14 tries the message against read-only metadata and fails it with another errno' },
 ];
 
+/**
+ * Cases where the kernel's own log breaks the commit shape (THIN-META-2). Findings, not failures:
+ * every crash point of these logs still checks clean.
+ */
+export const KERNEL_SHAPE_FINDINGS: Readonly<Record<string, string>> = {
+  'oom-meta': '6.1 aborted-commit path writes the superblock in one epoch with other blocks',
+};
+
 export interface Difference {
   readonly scenario: string;
   readonly step: number;
@@ -245,7 +253,11 @@ export function reportCase(c: KCase, g: GoldenCase, opts: { thinCheck: boolean }
       `commits ${crash.shape.commits}, shape ${crash.shape.violations.length ? 'VIOLATED' : 'ok'}`);
     for (const f of crash.failures.slice(0, 5)) failures.push(`${c.name} crash ${f.label} (${f.checker}): ${f.message}`);
     if (neg && neg.failed === 0) failures.push(`${c.name}: the negative control (epoch ${neg.epoch} dropped) was not detected`);
-    for (const v of crash.shape.violations) failures.push(`${c.name} THIN-META-2: ${v}`);
+    const listed = KERNEL_SHAPE_FINDINGS[c.name];
+    for (const v of crash.shape.violations) {
+      if (listed) lines.push(`   kernel THIN-META-2 finding (listed: ${listed}): ${v}`);
+      else failures.push(`${c.name} THIN-META-2: ${v}`);
+    }
   } catch (e) {
     failures.push(`${c.name}: cannot replay the dm-log-writes log: ${(e as Error).message}`);
   }
