@@ -368,9 +368,12 @@ async function fullJob(models: readonly AnyModel[], io: Io, o: Opts): Promise<nu
       else io.err(`${relative('.', f)}: ${again.reproduced ? 'also fails under the correct code' : 'does not reproduce'}`);
     }
     const scen = scenarioCoverage(m, fixed, bounds);
-    for (const sc of scen) io.err(`${m.id} scenario ${sc.name} (${sc.source}): ${sc.covered ? 'covered by the explored state space' : 'NOT covered: ' + sc.why}`);
+    for (const sc of scen) {
+      const what = sc.covered ? 'covered by the explored state space' : sc.feasible ? `replays in the model (${sc.why})` : `DOES NOT REPLAY: ${sc.why}`;
+      io.err(`${m.id} scenario ${sc.name} (${sc.source}): ${what}`);
+    }
     const count = (hs: HuntResult[]): string => `${hs.filter((h) => !h.problem).length}/${hs.length}`;
-    const ok = holds && lockOk && results.every((h) => !h.problem) && replayed === mine.length && scen.every((x) => x.covered);
+    const ok = holds && lockOk && results.every((h) => !h.problem) && replayed === mine.length && scen.every((x) => x.feasible);
     allOk &&= ok;
     rows.push([
       m.id,
@@ -380,7 +383,7 @@ async function fullJob(models: readonly AnyModel[], io: Io, o: Opts): Promise<nu
       count(shipped),
       count(mutants),
       `${replayed}/${mine.length}`,
-      scen.length ? `${scen.filter((x) => x.covered).length}/${scen.length} covered` : '-',
+      scen.length ? `${scen.filter((x) => x.feasible).length}/${scen.length} replay, ${scen.filter((x) => x.covered).length} in explored space` : '-',
     ]);
     json.push({ model: m.id, states: r.states, transitions: r.transitions, holds, lockstep: lockCell, shipped: count(shipped), mutants: count(mutants), traces: `${replayed}/${mine.length}`, scenarios: scen, ok });
   }

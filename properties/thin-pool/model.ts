@@ -12,6 +12,8 @@ import { poolInvariants } from './invariants.js';
 import { poolMutants, poolShipped } from './mutants.js';
 import { statusLine } from './status.js';
 import { poolImplAdapter } from './impl-adapter.js';
+import { poolScenarios } from './scenarios.js';
+import { scenarioBounds } from './run-scenario.js';
 
 export type PoolMState = MState<PoolCtx>;
 
@@ -73,4 +75,12 @@ export const thinPoolModel: Model<PoolMState, PoolEvent> = {
   })),
   instance: poolInstance,
   impl: poolImplAdapter,
+  // The dmtest/lvm2 scenarios, for `dmcheck check`'s coverage report (each under the first profile it expects).
+  scenarios: poolScenarios.map((sc) => ({
+    name: sc.name,
+    source: sc.source,
+    bounds: scenarioBounds(sc),
+    steps: sc.events,
+    profile: Object.keys(sc.expect).includes('linux-3.14') ? 'linux-3.14' : (Object.keys(sc.expect)[0] ?? 'linux-3.14'),
+  })),
 };
