@@ -720,6 +720,23 @@ function message(w: Work, e: PoolEvent): Errno {
   return 'ok';
 }
 
+/**
+ * One space map grow at preresume (maybe_resize_data_dev / maybe_resize_metadata_dev): refused
+ * while needs_check is set (resume still succeeds), an errno when the extend's metadata operation
+ * fails, otherwise go ahead.
+ */
+function tryGrow(w: Work): 'refused' | 'grow' | Errno {
+  const c = w.c;
+  if (c.needsCheck && !isMutant(w.cfg, '13-resize-with-needs-check')) return 'refused';
+  if (c.failIo) return 'EINVAL';
+  if (c.fault === 'md-io' || c.fault === 'md-io-abort') {
+    c.fault = c.fault === 'md-io-abort' ? 'abort-pending' : 'none';
+    metadataOperationFailed(w, 'resize', 'EIO');
+    return 'EIO';
+  }
+  return 'grow';
+}
+
 function preresume(w: Work, data: number, md: number): Errno {
   const c = w.c;
   let needCommit = false;
@@ -728,15 +745,9 @@ function preresume(w: Work, data: number, md: number): Errno {
   // maybe_resize_data_dev: compare the table length with the data space map size.
   if (data < c.dataNr) return 'EINVAL';
   if (data > c.dataNr) {
-    if (c.needsCheck && !isMutant(w.cfg, '13-resize-with-needs-check')) {
-      // refused, resume still succeeds
-    } else {
-      if (c.failIo) return 'EINVAL';
-      if (c.fault === 'md-io' || c.fault === 'md-io-abort') {
-        c.fault = c.fault === 'md-io-abort' ? 'abort-pending' : 'none';
-        metadataOperationFailed(w, 'resize', 'EIO');
-        return 'EIO';
-      }
+    const g = tryGrow(w);
+    if (g !== 'grow' && g !== 'refused') return g;
+    if (g === 'grow') {
       c.dataNrNew = data;
       needCommit = true;
     }
@@ -744,15 +755,9 @@ function preresume(w: Work, data: number, md: number): Errno {
   // maybe_resize_metadata_dev: compare the device size with the metadata space map size.
   if (md < c.mdNrNew) return 'EINVAL';
   if (md > c.mdNrNew) {
-    if (c.needsCheck && !isMutant(w.cfg, '13-resize-with-needs-check')) {
-      // refused
-    } else {
-      if (c.failIo) return 'EINVAL';
-      if (c.fault === 'md-io' || c.fault === 'md-io-abort') {
-        c.fault = c.fault === 'md-io-abort' ? 'abort-pending' : 'none';
-        metadataOperationFailed(w, 'resize', 'EIO');
-        return 'EIO';
-      }
+    const g = tryGrow(w);
+    if (g !== 'grow' && g !== 'refused') return g;
+    if (g === 'grow') {
       c.mdNrNew = md;
       needCommit = true;
     }
