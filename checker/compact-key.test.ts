@@ -1,38 +1,73 @@
 import { describe, expect, it } from 'vitest';
 import { machineKey } from './compose.js';
-import { compactMachineKey } from './compact-key.js';
-import type { MState } from './machine.js';
+import { defineMachine, type MState } from './machine.js';
 
-type C = { n: number; b: boolean; s: string; a: number[]; o: { x: number; y?: number } };
-const base: MState<C> = { value: ['idle', 'open'], context: { n: 0, b: false, s: '', a: [1, 2], o: { x: 1 } } };
+type C = { n: number; b: boolean; s: string; a: number[]; o: { x: number; y?: number }; l: { j: number }[]; z: null };
+const context: C = { n: 0, b: false, s: '', a: [1, 2], o: { x: 1 }, l: [{ j: 0 }], z: null };
+const m = defineMachine<C, { type: string }>({
+  id: 'keyed',
+  context,
+  regions: { p: { initial: 'idle', states: { idle: {}, open: {} } }, q: { initial: 'open', states: { idle: {}, open: {} } } },
+});
+const base: MState<C> = m.initial();
 
-describe('compactMachineKey', () => {
-  it('identifies exactly the states machineKey identifies (on shape-stable states)', () => {
-    const key = compactMachineKey(base);
-    const variants: MState<C>[] = [
-      base,
-      { ...base, value: ['open', 'idle'] },
-      { ...base, context: { ...base.context, n: 1 } },
-      { ...base, context: { ...base.context, n: -1 } },
-      { ...base, context: { ...base.context, n: 0.5 } },
-      { ...base, context: { ...base.context, n: 1e9 } },
-      { ...base, context: { ...base.context, b: true } },
-      { ...base, context: { ...base.context, s: 'x' } },
-      { ...base, context: { ...base.context, s: '\u0001' } },
-      { ...base, context: { ...base.context, a: [1] } },
-      { ...base, context: { ...base.context, a: [1, 2, 3] } },
-      { ...base, context: { ...base.context, a: [12] } },
-      { ...base, context: { ...base.context, o: { x: 1, y: 2 } } },
-      { ...base, context: { ...base.context, o: { x: 2 } } },
-    ];
-    for (const p of variants) {
-      for (const q of variants) expect(key(p) === key(q), `${machineKey(p)} vs ${machineKey(q)}`).toBe(machineKey(p) === machineKey(q));
+/** States that differ from `base` in one way each, some keeping the template's shape and some not. */
+function variants(): MState<C>[] {
+  const c = base.context;
+  const ctx = (d: Record<string, unknown>): MState<C> => ({ value: base.value, context: { ...c, ...d } as C });
+  return [
+    base,
+    { value: ['open', 'idle'], context: c },
+    { value: ['idle', 'idle'], context: c },
+    ctx({ n: 1 }),
+    ctx({ n: -1 }),
+    ctx({ n: -257 }),
+    ctx({ n: 0.5 }),
+    ctx({ n: 1e9 }),
+    ctx({ n: '0' }),
+    ctx({ b: true }),
+    ctx({ b: 0 }),
+    ctx({ s: 'x' }),
+    ctx({ s: '\u0001' }),
+    ctx({ s: 5 }),
+    ctx({ a: [1] }),
+    ctx({ a: [1, 2, 3] }),
+    ctx({ a: [12] }),
+    ctx({ a: [] }),
+    ctx({ a: [1, 2.5] }),
+    ctx({ o: { x: 1, y: 2 } }),
+    ctx({ o: { x: 2 } }),
+    ctx({ o: { y: 1 } }),
+    ctx({ o: null }),
+    ctx({ l: [] }),
+    ctx({ l: [{ j: 0 }, { j: 1 }] }),
+    ctx({ l: [{ j: 1 }] }),
+    ctx({ l: [{ j: 0, k: 1 }] }),
+    ctx({ z: 0 }),
+    ctx({ extra: 1 }),
+    ctx({ extra: undefined }),
+  ];
+}
+
+describe('the compiled machine key', () => {
+  it('identifies exactly the states machineKey identifies, in and out of the template shape', () => {
+    const key = m.key;
+    const vs = variants();
+    for (const p of vs) {
+      for (const q of vs) expect(key(p) === key(q), `${machineKey(p)} vs ${machineKey(q)}`).toBe(machineKey(p) === machineKey(q));
     }
   });
 
   it('ignores property order (same state, different insertion order)', () => {
-    const key = compactMachineKey(base);
-    const reordered: MState<C> = { value: base.value, context: { b: false, n: 0, s: '', a: [1, 2], o: { x: 1 } } };
-    expect(key(reordered)).toBe(key(base));
+    const reordered: MState<C> = { value: ['idle', 'open'], context: { z: null, l: [{ j: 0 }], b: false, n: 0, s: '', a: [1, 2], o: { x: 1 } } };
+    expect(m.key(reordered)).toBe(m.key(base));
+  });
+
+  it('keys plain and interned state values alike', () => {
+    expect(m.key({ value: ['idle', 'open'], context: base.context })).toBe(m.key(base));
+  });
+
+  it('refuses a state value the machine cannot have, naming the region', () => {
+    expect(() => m.key({ value: ['idle', 'gone'], context: base.context })).toThrow(/region q has no state 'gone'/);
   });
 });

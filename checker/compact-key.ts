@@ -1,87 +1,162 @@
-// Compact canonical state keys (proposal from the explorer benchmark, bench/results.md).
+// Compact canonical state keys: the explorer stores one key per state and hashes one per transition,
+// so the key is the engine's hottest code after the machine's own guards and updates.
+//
+// A key function is generated once per machine from a template context (the initial one). Its fast
+// path reads the template's fields directly (generated property reads, no loops over key names) and
+// writes one UTF-16 code unit per leaf: region state indices, small integers, booleans, strings
+// interned to small ids, array lengths. Anything that does not fit the template — a missing or extra
+// property, a leaf of another type, a float, an out-of-range number, too many distinct strings —
+// sends the whole state to the slow path, the region names and the context as JSON. The two paths
+// start with different marker units, so a fast key never equals a slow one, and each path is
+// injective on its own; hence two states get equal keys exactly when they are equal as JSON values
+// up to property order (checker/compact-key.test.ts checks this against machineKey).
+
 import type { MState } from './machine.js';
 
-// The explorer spends most of its time building and hashing state keys; JSON spells every property
-// name and digit. A compact key is compiled once from a template state (the machine's initial one):
-// it writes only the values, as UTF-16 code units, in the template's key order. Every encoding is
-// self-delimiting given the template, and anything that does not fit the template (an extra or
-// missing property, a float, a big number) is written as escaped JSON, so two states get the same
-// compact key exactly when they are equal as JSON values up to property order.
+const FAST = 1;
+const SLOW = 2;
+// Leaf units: one unit below 256 for the common values (so keys are one-byte strings, hashed and
+// stored at half the cost), or the WIDE marker and one unit for the rest. Which leaf sits at a
+// position is fixed by the template, so the codes of different leaf kinds may overlap.
+const WIDE = 1;
+const TRUE = 3;
+const FALSE = 4;
+const NARROW = 16; // a small non-negative count or id n is the unit NARROW + n (n < 240)
+const NUM_LO = -16; // numbers NUM_LO..223 are the unit v + 32
+const NUM_NARROW = 32;
+const NUM_HI = 223;
+const WIDE_BIAS = 0x8000; // wide numbers -0x4000..0x3fff are the unit v + WIDE_BIAS
+const WIDE_MIN = -0x4000;
+const WIDE_MAX = 0x3fff;
+const MAX_IDS = 0xd700 - 0x100; // wide ids are id + 0x100, below the surrogate range
 
-const ESC = 0; // JSON follows, up to END (JSON.stringify never emits code units below 0x20)
-const END = 1;
-const TRUE = 2;
-const FALSE = 3;
-const NULL = 4;
-const UNDEF = 5;
-const STR = 6; // JSON string chars follow, up to END
-const SMALL = 0x10; // small non-negative integer n is the one code unit SMALL + n
-const SMALL_MAX = 0xd000 - SMALL; // stay below the surrogate range
-
-type Enc = (v: unknown, out: number[]) => void;
-
-function pushJson(v: unknown, out: number[], open: number): void {
-  const j = JSON.stringify(v) ?? 'undefined';
-  out.push(open);
-  for (let i = 0; i < j.length; i++) out.push(j.charCodeAt(i));
-  out.push(END);
+/** The slow path: region names and JSON; what machineKey writes, behind its own marker. */
+function slowKey(s: MState<unknown>): string {
+  return String.fromCharCode(SLOW) + s.value.join('|') + '#' + JSON.stringify(s.context);
 }
 
-const encodeLeaf: Enc = (v, out) => {
-  if (typeof v === 'number') {
-    if ((v | 0) === v && v >= 0 && v < SMALL_MAX) out.push(SMALL + v);
-    else pushJson(v, out, ESC);
-  } else if (v === true) out.push(TRUE);
-  else if (v === false) out.push(FALSE);
-  else if (v === null) out.push(NULL);
-  else if (v === undefined) out.push(UNDEF);
-  else if (typeof v === 'string') pushJson(v, out, STR);
-  else pushJson(v, out, ESC);
-};
-
-function compileEnc(t: unknown): Enc {
-  if (Array.isArray(t)) {
-    const elem = t.length > 0 ? compileEnc(t[0]) : encodeLeaf;
-    return (v, out) => {
-      if (!Array.isArray(v) || v.length >= SMALL_MAX) return pushJson(v, out, ESC);
-      out.push(SMALL + v.length);
-      for (let i = 0; i < v.length; i++) elem(v[i], out);
-    };
-  }
-  if (t !== null && typeof t === 'object') {
-    const keys = Object.keys(t);
-    const encs = keys.map((k) => compileEnc((t as Record<string, unknown>)[k]));
-    const n = keys.length;
-    return (v, out) => {
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) return pushJson(v, out, ESC);
-      let count = 0;
-      for (const k in v) if (Object.hasOwn(v, k)) count++;
-      const o = v as Record<string, unknown>;
-      for (let i = 0; i < n; i++) if (!Object.hasOwn(o, keys[i]!)) return pushJson(v, out, ESC);
-      if (count !== n) return pushJson(v, out, ESC);
-      out.push(TRUE); // marks the template form (an escape starts with ESC)
-      for (let i = 0; i < n; i++) encs[i]!(o[keys[i]!], out);
-    };
-  }
-  return encodeLeaf;
+interface Gen {
+  readonly lines: string[];
+  vars: number;
 }
 
-/** A compact canonical key for states shaped like `template` (any state is accepted; see above). */
-export function compactMachineKey<C>(template: MState<C>): (s: MState<C>) => string {
-  const enc = compileEnc(template.context);
-  const names = new Map<string, number>();
-  const out: number[] = [];
-  return (s) => {
-    out.length = 0;
-    const v = s.value;
-    for (let r = 0; r < v.length; r++) {
-      const name = v[r]!;
-      let code = names.get(name);
-      if (code === undefined) names.set(name, (code = SMALL + names.size));
-      out.push(code);
+/** Code writing the count or id in variable `n` (0 <= n < MAX_IDS). */
+function countCode(n: string): string {
+  return `if (${n} < 240) out[p++] = ${NARROW} + ${n}; else { out[p++] = ${WIDE}; out[p++] = ${n} + 0x100; }`;
+}
+
+/**
+ * Code that encodes the value in variable `v` shaped like template `t` into out[p++], or returns the
+ * slow key when it does not fit. Nested arrays use the template's first element as the element shape.
+ */
+function genValue(t: unknown, v: string, g: Gen): void {
+  const L = g.lines;
+  if (typeof t === 'boolean') {
+    L.push(`if (${v} === true) out[p++] = ${TRUE}; else if (${v} === false) out[p++] = ${FALSE}; else return slow(s);`);
+  } else if (typeof t === 'number') {
+    L.push(`if (typeof ${v} !== 'number' || (${v} | 0) !== ${v}) return slow(s);`);
+    L.push(`if (${v} >= ${NUM_LO} && ${v} <= ${NUM_HI}) out[p++] = ${v} + ${NUM_NARROW};`);
+    L.push(`else if (${v} >= ${WIDE_MIN} && ${v} <= ${WIDE_MAX}) { out[p++] = ${WIDE}; out[p++] = ${v} + ${WIDE_BIAS}; }`);
+    L.push('else return slow(s);');
+  } else if (typeof t === 'string') {
+    L.push(`if (typeof ${v} !== 'string') return slow(s);`);
+    const id = `i${g.vars++}`;
+    L.push(`let ${id} = strings.get(${v});`);
+    L.push(`if (${id} === undefined) { if (strings.size >= ${MAX_IDS}) return slow(s); ${id} = strings.size; strings.set(${v}, ${id}); }`);
+    L.push(countCode(id));
+  } else if (t === null) {
+    L.push(`if (${v} !== null) return slow(s);`);
+  } else if (Array.isArray(t)) {
+    const n = `n${g.vars++}`;
+    L.push(`if (!Array.isArray(${v})) return slow(s);`);
+    L.push(`const ${n} = ${v}.length;`);
+    L.push(`if (${n} >= ${MAX_IDS}) return slow(s);`);
+    L.push(countCode(n));
+    if (t.length > 0) {
+      const i = `k${g.vars++}`;
+      const e = `e${g.vars++}`;
+      L.push(`for (let ${i} = 0; ${i} < ${n}; ${i}++) {`);
+      L.push(`const ${e} = ${v}[${i}];`);
+      genValue(t[0], e, g);
+      L.push('}');
+    } else {
+      // No element shape to follow: only the empty array fits.
+      L.push(`if (${n} !== 0) return slow(s);`);
     }
-    out.push(END);
-    enc(s.context, out);
-    return String.fromCharCode.apply(null, out);
+  } else if (typeof t === 'object') {
+    const o = t as Record<string, unknown>;
+    const keys = Object.keys(o);
+    const c = `c${g.vars++}`;
+    L.push(`if (${v} === null || typeof ${v} !== 'object' || Array.isArray(${v})) return slow(s);`);
+    // Exactly the template's count of defined properties (JSON drops undefined ones): with every
+    // template property present (a missing one reads undefined, which no template leaf accepts), no
+    // extra property can hide from the key.
+    L.push(`let ${c} = 0; for (const k in ${v}) if (${v}[k] !== undefined) ${c}++;`);
+    L.push(`if (${c} !== ${keys.length}) return slow(s);`);
+    for (const k of keys) {
+      const f = `f${g.vars++}`;
+      L.push(`const ${f} = ${v}[${JSON.stringify(k)}];`);
+      genValue(o[k], f, g);
+    }
+  } else {
+    // undefined, functions, bigints: not JSON state; let the slow path say what JSON makes of it.
+    L.push('return slow(s);');
+  }
+}
+
+/** A machine's compiled key, as a string and as units (see System.encode). */
+export interface CompiledKey<C> {
+  readonly key: (s: MState<C>) => string;
+  /**
+   * Writes the fast-path units into `out` from 0 and returns their count (which may exceed
+   * `out.length`: then nothing past the end was written and the caller retries with a larger
+   * buffer), or -1 when the state takes the slow path and must be keyed by `key`.
+   */
+  readonly encode: (s: MState<C>, out: Uint16Array) => number;
+}
+
+/**
+ * A compact canonical key for states of a machine with `regions` regions whose contexts are shaped
+ * like `template`. `indices` gives a state's per-region state indices (the machine's states carry them).
+ */
+export function compileMachineKey<C>(template: C, regions: number, indices: (s: MState<C>) => readonly number[]): CompiledKey<C> {
+  const g: Gen = { lines: [], vars: 0 };
+  genValue(template, 'ctx', g);
+  const region = `q${g.vars++}`;
+  // Writes past the end of a typed array are dropped, so the generated code needs no bounds checks:
+  // a count above out.length tells the caller to retry with more room.
+  const body = [
+    'return function encode(s, out) {',
+    'const ix = indices(s);',
+    'const ctx = s.context;',
+    'let p = 0;',
+    `out[p++] = ${FAST};`,
+    `for (let r = 0; r < ${regions}; r++) {`,
+    `const ${region} = ix[r];`,
+    countCode(region),
+    '}',
+    ...g.lines,
+    'return p;',
+    '};',
+  ].join('\n');
+  const strings = new Map<string, number>();
+  // Generated once per machine from its template's property names (quoted with JSON.stringify), so
+  // the encoder reads its fields as directly as hand-written code would.
+  const make = new Function('indices', 'strings', 'slow', body) as (
+    indices: (s: MState<C>) => readonly number[],
+    strings: Map<string, number>,
+    slow: () => number,
+  ) => (s: MState<C>, out: Uint16Array) => number;
+  const encode = make(indices, strings, () => -1);
+  let buf = new Uint16Array(256);
+  const key = (s: MState<C>): string => {
+    let n = encode(s, buf);
+    if (n < 0) return slowKey(s);
+    if (n > buf.length) {
+      buf = new Uint16Array(2 * n);
+      n = encode(s, buf);
+    }
+    return String.fromCharCode.apply(null, buf.subarray(0, n) as unknown as number[]);
   };
+  return { key, encode };
 }

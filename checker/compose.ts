@@ -16,11 +16,32 @@ export function machineSystem<C, E extends Ev>(
   initial: MState<C> = m.initial(),
   key: (s: MState<C>) => string = m.key,
 ): System<MState<C>, E> {
+  // The fast path needs the event list to be one array reused across states (most models' is);
+  // a list made afresh per state is stepped event by event.
+  let lastEvents: readonly E[] | null = null;
+  let lastSuccessors: ((s: MState<C>, emit: (e: E, next: MState<C>) => void) => void) | null = null;
   return {
     initial: () => [initial],
     events,
     step: (s, e) => m.step(s, e),
+    successors: (s, emit) => {
+      const evs = events(s);
+      if (evs !== lastEvents) {
+        // A new list: step it plainly; compile it once it comes back for the next state.
+        lastEvents = evs;
+        lastSuccessors = null;
+        for (const e of evs) {
+          const next = m.step(s, e);
+          if (next !== null) emit(e, next);
+        }
+        return;
+      }
+      lastSuccessors ??= m.successorsOf(evs);
+      lastSuccessors(s, emit);
+    },
     key,
+    // Units identify states exactly as the machine's own key does; a custom key has none.
+    ...(key === m.key && m.encode !== undefined ? { encode: m.encode } : {}),
   };
 }
 

@@ -5,6 +5,7 @@
 
 import type { Ev, Instance } from './model.js';
 import { defaultOperatorOptions, isOperatorEvent, withOperators, type OperatorOptions } from './operators.js';
+import { StateStore } from './state-store.js';
 
 export interface ExploreOptions {
   readonly maxStates?: number;
@@ -44,7 +45,7 @@ export interface ExploreResult {
   readonly violations: readonly Violation[];
   /** Per event type: how many enabled transitions carried it. */
   readonly eventCoverage: Readonly<Record<string, number>>;
-  /** Per abstract state value: how many distinct states have it. */
+  /** Per abstract state value: how many distinct states have it (counted when first read). */
   readonly valueCoverage: Readonly<Record<string, number>>;
   readonly graph?: ExploredGraph;
 }
@@ -73,11 +74,15 @@ class IntList {
   }
 }
 
-// A JS Map holds at most 2^24 entries.
+// A JS Map holds at most 2^24 entries (states keyed by string).
 const MAP_LIMIT = 16_000_000;
 
 export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): ExploreResult {
   const sys = withOperators(inst, opts.operators ?? defaultOperatorOptions);
+  // Without crash or fault operators every event is a protocol event: step the protocol directly.
+  const step = sys.operators ? sys.step : inst.system.step;
+  const events = sys.operators ? sys.events : inst.system.events;
+  const successors = sys.operators ? undefined : inst.system.successors;
   const maxStates = Math.min(opts.maxStates ?? 5_000_000, MAP_LIMIT);
   const deadline = opts.maxSeconds !== undefined ? Date.now() + opts.maxSeconds * 1000 : Infinity;
   const checkProgress = (opts.checkProgress ?? true) && inst.quiescent !== undefined;
@@ -96,8 +101,7 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
   const edgeTo = new IntList();
   const edgeType = new IntList();
   const typeIds = new Map<string, number>();
-  const eventCoverage: Record<string, number> = {};
-  const valueCoverage: Record<string, number> = {};
+  const eventCoverage = new Map<string, number>();
   const violations: Violation[] = [];
   const violated = new Set<string>();
   const initialIdx: number[] = [];
@@ -123,18 +127,35 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
     return !opts.allViolations;
   };
 
-  const add = (s: S, from: number, e: Ev | null): number => {
+  // States with units live in the typed-array store; the rest (no encoder, or a state off its
+  // encoder's fast path) in a Map from key strings. The two never hold the same state.
+  const encode = inst.system.encode;
+  const store = new StateStore();
+  let units = new Uint16Array(1024);
+  const find = (s: S): number => {
+    if (encode !== undefined) {
+      let n = encode(s, units);
+      if (n > units.length) {
+        units = new Uint16Array(2 * n);
+        n = encode(s, units);
+      }
+      if (n >= 0) return store.findOrAdd(units, n, states.length);
+    }
     const k = sys.key(s);
     const seen = index.get(k);
     if (seen !== undefined) return seen;
+    index.set(k, states.length);
+    return -1;
+  };
+
+  const add = (s: S, from: number, e: Ev | null): number => {
+    const seen = find(s);
+    if (seen >= 0) return seen;
     const i = states.length;
-    index.set(k, i);
     states.push(s);
     parent.push(from);
     parentEvent.push(e);
     depthOf.push(from >= 0 ? depthOf.data[from]! + 1 : 0);
-    const v = inst.valueOf(s);
-    valueCoverage[v] = (valueCoverage[v] ?? 0) + 1;
     return i;
   };
 
@@ -153,6 +174,27 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
     const i = add(s, -1, null);
     if (states.length > before) initialIdx.push(i);
   }
+
+  // One enabled transition out of state `from`: count it, store the target, check it when new.
+  let from = -1;
+  let protocolMoves = 0;
+  let halted = false;
+  const visit = (e: Ev, next: S): void => {
+    if (halted) return;
+    transitions++;
+    if (!isOperatorEvent(e)) protocolMoves++;
+    eventCoverage.set(e.type, (eventCoverage.get(e.type) ?? 0) + 1);
+    const before = states.length;
+    const j = add(next, from, e);
+    if (keepGraph) {
+      edgeFrom.push(from);
+      edgeTo.push(j);
+      let tid = typeIds.get(e.type);
+      if (tid === undefined) typeIds.set(e.type, (tid = typeIds.size));
+      edgeType.push(tid);
+    }
+    if (states.length > before && checkState(j)) halted = true;
+  };
 
   let head = 0;
   outer: {
@@ -178,26 +220,20 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
       }
       const i = head++;
       const s = states[i]!;
-      let protocolMoves = 0;
-      for (const e of sys.events(s)) {
-        const next = sys.step(s, e);
-        if (next === null) continue;
-        transitions++;
-        if (!isOperatorEvent(e)) protocolMoves++;
-        eventCoverage[e.type] = (eventCoverage[e.type] ?? 0) + 1;
-        const before = states.length;
-        const j = add(next, i, e);
-        if (keepGraph) {
-          edgeFrom.push(i);
-          edgeTo.push(j);
-          let tid = typeIds.get(e.type);
-          if (tid === undefined) typeIds.set(e.type, (tid = typeIds.size));
-          edgeType.push(tid);
+      from = i;
+      protocolMoves = 0;
+      if (successors !== undefined) {
+        successors(s, visit);
+      } else {
+        for (const e of events(s)) {
+          const next = step(s, e);
+          if (next !== null) visit(e, next);
+          if (halted) break;
         }
-        if (states.length > before && checkState(j)) {
-          stopped = 'violation';
-          break outer;
-        }
+      }
+      if (halted) {
+        stopped = 'violation';
+        break outer;
       }
       if (checkDeadlock && protocolMoves === 0 && !validEnd(s)) {
         if (record('deadlock', 'deadlock', [], `no event is enabled in ${inst.describe(s)}`, i)) {
@@ -228,8 +264,18 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
     depth,
     seconds,
     violations,
-    eventCoverage,
-    valueCoverage,
+    eventCoverage: Object.fromEntries(eventCoverage),
+    // A statistic, not part of the search: counted over the stored states only when someone reads it.
+    get valueCoverage(): Readonly<Record<string, number>> {
+      const counts = new Map<string, number>();
+      for (const st of states) {
+        const v = inst.valueOf(st);
+        counts.set(v, (counts.get(v) ?? 0) + 1);
+      }
+      const record = Object.fromEntries(counts);
+      Object.defineProperty(this, 'valueCoverage', { value: record });
+      return record;
+    },
     ...(wantGraph
       ? {
           graph: {

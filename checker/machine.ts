@@ -9,10 +9,18 @@
 
 import { assign, createMachine, setup, type AnyStateMachine } from 'xstate';
 import type { Ev, StatechartShape, DiagramSource } from './model.js';
-import { compactMachineKey } from './compact-key.js';
+import { compileMachineKey } from './compact-key.js';
+
+/** Event parameters a transition is for (e.g. `{ r: 2 }`: only reader 2's events). */
+export type EventMatch = Readonly<Record<string, string | number | boolean>>;
 
 export interface TransitionDef<C, E extends Ev> {
   readonly target?: string;
+  /**
+   * The transition only considers events whose fields equal these. The same as a guard testing
+   * them, but declared, so the compiled step never looks at regions an event instance cannot move.
+   */
+  readonly match?: EventMatch;
   readonly guard?: (c: C, e: E) => boolean;
   readonly update?: (c: C, e: E) => C;
   /** Shown on diagrams; defaults to the guard's function name. */
@@ -34,8 +42,9 @@ export interface MachineDef<C, E extends Ev> {
   readonly id: string;
   readonly context: C;
   /**
-   * How states are keyed: 'json' (default, any context) or 'compiled' (a serializer generated from
-   * the initial context; only for contexts whose keys are the same in every state).
+   * How states are keyed: 'compiled' (default: a compact key generated from the initial context,
+   * exact for any context, fastest when contexts keep the initial one's shape; checker/compact-key.ts)
+   * or 'json' (region names and the context as JSON).
    */
   readonly key?: 'json' | 'compiled';
   /** A flat machine has one region named after the machine. */
@@ -50,8 +59,47 @@ export interface MState<C> {
 
 interface CompiledTransition<C, E extends Ev> {
   readonly target: number; // state index within the region, or -1 to stay
+  readonly match: EventMatch | undefined;
   readonly guard: ((c: C, e: E) => boolean) | undefined;
   readonly update: ((c: C, e: E) => C) | undefined;
+}
+
+/**
+ * What an event instance can do: the regions it may move, and per region, the candidate transitions
+ * in each of the region's states (indexed by state index), its `match` already applied.
+ */
+interface Plan<C, E extends Ev> {
+  readonly regions: readonly number[];
+  readonly byState: readonly (readonly (readonly CompiledTransition<C, E>[] | undefined)[])[];
+}
+
+/**
+ * The states the compiled step makes: an MState that also carries its per-region state indices,
+ * so that neither the next step nor the key looks a state name up by string. The indices are a
+ * private field, invisible to JSON, equality checks and printing; any other MState (a model's own,
+ * one read from a trace) works too, its indices are looked up from its names.
+ */
+class MachineState<C> implements MState<C> {
+  readonly #ix: readonly number[];
+  constructor(
+    readonly value: readonly string[],
+    readonly context: C,
+    ix: readonly number[],
+  ) {
+    this.#ix = ix;
+  }
+  static indices(s: MState<unknown>): readonly number[] | undefined {
+    return #ix in s ? s.#ix : undefined;
+  }
+}
+
+/** Plans are cached per event object; events made afresh per state would grow the cache forever. */
+const PLAN_CACHE_LIMIT = 1 << 14;
+
+function matches(m: EventMatch | undefined, e: Ev): boolean {
+  if (m === undefined) return true;
+  for (const k in m) if (e[k] !== m[k]) return false;
+  return true;
 }
 
 export class DmMachine<C, E extends Ev> implements DiagramSource {
@@ -67,8 +115,17 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
   private xstateMachine: AnyStateMachine | undefined;
   /** Canonical key of a state of this machine (see MachineDef.key). */
   readonly key: (s: MState<C>) => string;
+  /** The same key as units, for the explorer's state store (System.encode); absent for 'json'. */
+  readonly encode: ((s: MState<C>, out: Uint16Array) => number) | undefined;
   /** Reused by step: which transition each region takes (step never re-enters itself). */
   private readonly scratch: (CompiledTransition<C, E> | undefined)[];
+  /** Plans of event objects seen, and of event types no transition matches on (shared by instances). */
+  private readonly plans = new Map<E, Plan<C, E>>();
+  private readonly typePlans = new Map<string, Plan<C, E> | null>();
+  private readonly matchedTypes = new Set<string>();
+  /** The state step saw last and its indices: the explorer tries every event on one state in a row. */
+  private lastState: MState<C> | undefined;
+  private lastIndices: readonly number[] | undefined;
 
   constructor(readonly def: MachineDef<C, E>) {
     this.id = def.id;
@@ -103,7 +160,8 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
                   }
                   target = ti;
                 }
-                return { target, guard: t.guard, update: t.update };
+                if (t.match !== undefined) this.matchedTypes.add(type);
+                return { target, match: t.match, guard: t.guard, update: t.update };
               }),
             );
           }
@@ -127,31 +185,94 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
     });
     this.regionsFor = regionsFor;
     this.scratch = new Array<CompiledTransition<C, E> | undefined>(this.regionNames.length);
-    if (def.key === 'compiled') {
-      this.key = compactMachineKey<C>(this.initial());
-    } else {
+    if (def.key === 'json') {
       this.key = (s) => s.value.join('|') + '#' + JSON.stringify(s.context);
+      this.encode = undefined;
+    } else {
+      const k = compileMachineKey<C>(def.context, this.regionNames.length, (s) => this.indicesOf(s));
+      this.key = k.key;
+      this.encode = k.encode;
     }
   }
 
   initial(context: C = this.def.context): MState<C> {
-    return {
-      value: this.regionNames.map((r) => this.def.regions[r]!.initial),
-      context,
-    };
+    const value = this.regionNames.map((r) => this.def.regions[r]!.initial);
+    return new MachineState(value, context, this.lookUp(value));
+  }
+
+  /** Per-region state indices of a state (the compiled step's states carry them). */
+  indicesOf(s: MState<C>): readonly number[] {
+    return MachineState.indices(s) ?? this.lookUp(s.value);
+  }
+
+  private lookUp(v: readonly string[]): number[] {
+    if (v.length !== this.regionNames.length) {
+      throw new Error(`machine ${this.id}: a state value has ${v.length} region(s), the machine has ${this.regionNames.length} (${this.regionNames.join(', ')})`);
+    }
+    const ix = new Array<number>(v.length);
+    for (let r = 0; r < v.length; r++) {
+      const i = this.stateIndex[r]!.get(v[r]!);
+      if (i === undefined) throw new Error(`machine ${this.id}: region ${this.regionNames[r]} has no state '${v[r]}'`);
+      ix[r] = i;
+    }
+    return ix;
+  }
+
+  private planOf(e: E): Plan<C, E> | null {
+    const cached = this.plans.get(e);
+    if (cached !== undefined) return cached;
+    if (!this.matchedTypes.has(e.type)) {
+      // No transition of this type matches on parameters: one plan serves every instance.
+      let p = this.typePlans.get(e.type);
+      if (p === undefined) this.typePlans.set(e.type, (p = this.buildPlan(e)));
+      return p;
+    }
+    const p = this.buildPlan(e);
+    if (p !== null && this.plans.size < PLAN_CACHE_LIMIT) this.plans.set(e, p);
+    return p;
+  }
+
+  private buildPlan(e: E): Plan<C, E> | null {
+    const regions: number[] = [];
+    const byState: (readonly CompiledTransition<C, E>[] | undefined)[][] = [];
+    for (const r of this.regionsFor.get(e.type) ?? []) {
+      const perState = this.table[r]!.map((byType) => {
+        const cands = byType.get(e.type)?.filter((t) => matches(t.match, e));
+        return cands !== undefined && cands.length > 0 ? cands : undefined;
+      });
+      if (perState.some((c) => c !== undefined)) {
+        regions.push(r);
+        byState.push(perState);
+      }
+    }
+    return regions.length > 0 ? { regions, byState } : null;
   }
 
   /** The compiled step. Null when no region has an enabled transition for `e`. */
   step(s: MState<C>, e: E): MState<C> | null {
-    const regions = this.regionsFor.get(e.type);
-    if (regions === undefined) return null;
+    const plan = this.planOf(e);
+    if (plan === null) return null;
+    let ix = this.lastIndices;
+    if (s !== this.lastState || ix === undefined) {
+      ix = this.indicesOf(s);
+      this.lastState = s;
+      this.lastIndices = ix;
+    }
+    return this.fire(s, ix, plan, e);
+  }
+
+  /** Take `e` by `plan` from `s` (whose indices are `ix`), or null when nothing is enabled. */
+  private fire(s: MState<C>, ix: readonly number[], plan: Plan<C, E>, e: E): MState<C> | null {
+    const regions = plan.regions;
     const chosen = this.scratch;
     let any = false;
-    for (const r of regions) {
+    for (let j = 0; j < regions.length; j++) {
+      const r = regions[j]!;
       chosen[r] = undefined;
-      const cands = this.table[r]![this.stateIndex[r]!.get(s.value[r]!)!]!.get(e.type);
+      const cands = plan.byState[j]![ix[r]!];
       if (cands === undefined) continue;
-      for (const t of cands) {
+      for (let k = 0; k < cands.length; k++) {
+        const t = cands[k]!;
         if (t.guard === undefined || t.guard(s.context, e)) {
           chosen[r] = t;
           any = true;
@@ -162,19 +283,66 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
     if (!any) return null;
     let context = s.context;
     let value = s.value;
-    for (const r of regions) {
+    let nix = ix;
+    for (let j = 0; j < regions.length; j++) {
+      const r = regions[j]!;
       const t = chosen[r];
       if (t === undefined) continue;
       if (t.update !== undefined) context = t.update(context, e);
-      if (t.target >= 0) {
-        const name = this.stateNames[r]![t.target]!;
-        if (value[r] !== name) {
-          if (value === s.value) value = s.value.slice();
-          (value as string[])[r] = name;
+      if (t.target >= 0 && t.target !== nix[r]) {
+        if (nix === ix) {
+          nix = ix.slice();
+          value = value.slice();
         }
+        (nix as number[])[r] = t.target;
+        (value as string[])[r] = this.stateNames[r]![t.target]!;
       }
     }
-    return { value, context };
+    return new MachineState(value, context, nix);
+  }
+
+  /**
+   * Every enabled event of a fixed event list, in list order, with its successor: what stepping
+   * each event would give, without trying the events no region's current state has a transition
+   * for. Precomputed per list: for each region state, which list entries it can take.
+   */
+  successorsOf(events: readonly E[]): (s: MState<C>, emit: (e: E, next: MState<C>) => void) => void {
+    const plans = events.map((e) => this.planOf(e));
+    const takers: number[][][] = this.stateNames.map((names) => names.map(() => []));
+    plans.forEach((p, j) => {
+      p?.regions.forEach((r, k) => {
+        p.byState[k]!.forEach((cands, st) => {
+          if (cands !== undefined) takers[r]![st]!.push(j);
+        });
+      });
+    });
+    const byRegionState = takers.map((perState) => perState.map((js) => Int32Array.from(js)));
+    const mark = new Int32Array(events.length);
+    let stamp = 0;
+    return (s, emit) => {
+      const ix = this.indicesOf(s);
+      if (++stamp === 0x7fffffff) {
+        mark.fill(0);
+        stamp = 1;
+      }
+      let lo = events.length;
+      let hi = -1;
+      for (let r = 0; r < ix.length; r++) {
+        const js = byRegionState[r]![ix[r]!]!;
+        for (let k = 0; k < js.length; k++) {
+          const j = js[k]!;
+          mark[j] = stamp;
+          if (j < lo) lo = j;
+          if (j > hi) hi = j;
+        }
+      }
+      for (let j = lo; j <= hi; j++) {
+        if (mark[j] !== stamp) continue;
+        const e = events[j]!;
+        const next = this.fire(s, ix, plans[j]!, e);
+        if (next !== null) emit(e, next);
+      }
+    };
   }
 
   /** Whether any region could handle this event type at all (in some state). */
@@ -200,10 +368,12 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
                 type,
                 asArray(defs).map((t) => {
                   const guard = t.guard;
+                  const match = t.match;
                   const update = t.update;
+                  const holds = (context: C, event: E): boolean => matches(match, event) && (guard === undefined || guard(context, event));
                   return {
                     ...(t.target !== undefined ? { target: t.target } : {}),
-                    ...(guard ? { guard: ({ context, event }: { context: C; event: E }) => guard(context, event) } : {}),
+                    ...(guard || match ? { guard: ({ context, event }: { context: C; event: E }) => holds(context, event) } : {}),
                     ...(update
                       ? { actions: assign(({ context, event }: { context: C; event: E }) => update(context, event) as object) }
                       : {}),

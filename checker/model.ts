@@ -41,8 +41,20 @@ export interface System<S, E extends Ev> {
   /** Candidate events in `s` (the alphabet instances worth trying); disabled ones are allowed. */
   readonly events: (s: S) => readonly E[];
   readonly step: (s: S, e: E) => S | null;
+  /**
+   * Optional fast path for the explorer: call `emit` for each event of `events(s)` that `step`
+   * enables, in list order, with the state `step` would give.
+   */
+  readonly successors?: (s: S, emit: (e: E, next: S) => void) => void;
   /** Canonical key: equal keys mean equal states. */
   readonly key: (s: S) => string;
+  /**
+   * Optional: the same identification as units (System states with equal unit sequences are exactly
+   * those with equal keys), written into `out` from 0; returns the count (retry with a larger buffer
+   * when it exceeds out.length), or -1 for a state that must be identified by `key`. The explorer
+   * stores units in its own hash table instead of making a string per transition.
+   */
+  readonly encode?: (s: S, out: Uint16Array) => number;
 }
 
 /** A seeded bug modelled on a real kernel fix. */

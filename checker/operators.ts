@@ -91,13 +91,20 @@ export function operatorEvents<S>(
 }
 
 /** The instance's system with the operators folded in: what the explorer, lockstep and replay step. */
-export function withOperators<S>(inst: Instance<S, Ev>, opts: OperatorOptions = defaultOperatorOptions): System<S, Ev> & { truncatedCrashes: () => boolean } {
+export function withOperators<S>(
+  inst: Instance<S, Ev>,
+  opts: OperatorOptions = defaultOperatorOptions,
+): System<S, Ev> & { truncatedCrashes: () => boolean; readonly operators: boolean } {
   let truncated = false;
   const base = inst.system;
+  const crashes = inst.crash !== undefined && opts.crashes;
+  const faults = inst.fault !== undefined && opts.faults;
   return {
+    operators: crashes || faults,
     initial: base.initial,
     key: base.key,
     events: (s) => {
+      if (!crashes && !faults) return base.events(s);
       const ops = operatorEvents(inst.crash, inst.fault, s, opts);
       if (ops.truncated) truncated = true;
       return ops.events.length ? [...base.events(s), ...ops.events] : base.events(s);

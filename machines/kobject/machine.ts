@@ -91,27 +91,23 @@ type Region = RegionDef<KobjCtx, KobjEvent>;
 
 const oops = (c: KobjCtx, what: string): KobjCtx => (c.oops ? c : { ...c, oops: what });
 /** Any access to the md after kfree is a use-after-free. */
-const touch = (c: KobjCtx, what: string): KobjCtx => (c.dev === 2 ? oops(c, `UAF: ${what} on freed mapped_device`) : c);
+// Messages are built only when something is wrong: these run on every explored transition.
+const touch = (c: KobjCtx, who: string, action?: string): KobjCtx =>
+  c.dev === 2 ? oops(c, `UAF: ${action === undefined ? who : `${who} ${action}`} on freed mapped_device`) : c;
 const flagsSet = (c: KobjCtx): boolean => c.deleting || c.freeing;
 /** dm_get: BUG_ON(test_bit(DMF_FREEING)) then atomic_inc(holders). */
 const dmGet = (c: KobjCtx, who: string): KobjCtx => {
-  const t = touch(c, `${who} dm_get`);
+  const t = touch(c, who, 'dm_get');
   const b = t.freeing ? oops(t, `BUG_ON(DMF_FREEING) in dm_get from ${who}`) : t;
   return { ...b, holders: b.holders + 1 };
 };
-const dmPut = (c: KobjCtx, who: string): KobjCtx => ({ ...touch(c, `${who} dm_put`), holders: c.holders - 1 });
+const dmPut = (c: KobjCtx, who: string): KobjCtx => ({ ...touch(c, who, 'dm_put'), holders: c.holders - 1 });
 /** kobject_put: the last put leaves a release pending (delayed, as DEBUG_KOBJECT_RELEASE does). */
 const kobjPut = (c: KobjCtx, who: string): KobjCtx => {
-  const t = touch(c, `${who} kobject_put`);
+  const t = touch(c, who, 'kobject_put');
   const kref = t.kref - 1;
   return { ...t, kref, relPending: t.relPending || kref === 0 };
 };
-
-const is = (field: 'r' | 'g' | 'o' | 'f', i: number) => (_c: KobjCtx, e: KobjEvent) => e[field] === i;
-const and =
-  (...gs: ((c: KobjCtx, e: KobjEvent) => boolean)[]) =>
-  (c: KobjCtx, e: KobjEvent): boolean =>
-    gs.every((g) => g(c, e));
 
 /** The remove thread's steps in the variant's order (dev_remove → __dm_destroy → free_dev). */
 export function removeSteps(code: KobjCode): readonly string[] {
@@ -203,10 +199,12 @@ function releaseRegion(code: KobjCode): Region {
   };
 }
 
+// Each thread's events carry its index (r, g, o, f); a thread's transitions match only its own.
+
 function readerRegion(i: number, code: KobjCode): Region {
-  const me = is('r', i);
+  const me = { r: i };
   const who = `sysfs reader ${i}`;
-  const einval: T = { target: 'einval', guard: and(me, (c) => flagsSet(c)), update: (c) => touch(c, `${who} dm_get_from_kobject`) };
+  const einval: T = { target: 'einval', match: me, guard: flagsSet, update: (c) => touch(c, who, 'dm_get_from_kobject') };
   return {
     initial: 'idle',
     states: {
@@ -214,25 +212,26 @@ function readerRegion(i: number, code: KobjCode): Region {
         on: {
           READ_OPEN: {
             target: 'open',
-            guard: and(me, function inSysfs(c) { return c.sysfs; }),
-            update: (c) => ({ ...touch(c, `${who} open`), active: c.active + 1 }),
+            match: me,
+            guard: function inSysfs(c) { return c.sysfs; },
+            update: (c) => ({ ...touch(c, who, 'open'), active: c.active + 1 }),
           },
         },
       },
       open: code.lockedGetFromKobject
-        ? { on: { READ_GET: { target: 'holding', guard: and(me, (c) => !flagsSet(c)), update: (c) => dmGet(c, who) }, READ_EINVAL: einval } }
-        : { on: { READ_TEST: { target: 'tested', guard: and(me, (c) => !flagsSet(c)), update: (c) => touch(c, `${who} flag test`) }, READ_EINVAL: einval } },
-      ...(code.lockedGetFromKobject ? {} : { tested: { on: { READ_GET: { target: 'holding', guard: me, update: (c: KobjCtx) => dmGet(c, who) } } } }),
-      holding: { on: { READ_PUT: { target: 'shown', guard: me, update: (c) => dmPut(c, who) } } },
-      shown: { on: { READ_CLOSE: { target: 'done', guard: me, update: (c) => ({ ...c, active: c.active - 1 }) } } },
-      einval: { on: { READ_CLOSE: { target: 'done', guard: me, update: (c) => ({ ...c, active: c.active - 1 }) } } },
+        ? { on: { READ_GET: { target: 'holding', match: me, guard: (c) => !flagsSet(c), update: (c) => dmGet(c, who) }, READ_EINVAL: einval } }
+        : { on: { READ_TEST: { target: 'tested', match: me, guard: (c) => !flagsSet(c), update: (c) => touch(c, who, 'flag test') }, READ_EINVAL: einval } },
+      ...(code.lockedGetFromKobject ? {} : { tested: { on: { READ_GET: { target: 'holding', match: me, update: (c: KobjCtx) => dmGet(c, who) } } } }),
+      holding: { on: { READ_PUT: { target: 'shown', match: me, update: (c) => dmPut(c, who) } } },
+      shown: { on: { READ_CLOSE: { target: 'done', match: me, update: (c) => ({ ...c, active: c.active - 1 }) } } },
+      einval: { on: { READ_CLOSE: { target: 'done', match: me, update: (c) => ({ ...c, active: c.active - 1 }) } } },
       done: {},
     },
   };
 }
 
 function getterRegion(i: number, code: KobjCode): Region {
-  const me = is('g', i);
+  const me = { g: i };
   const who = `dm_get_md ${i}`;
   const findable = (c: KobjCtx): boolean => c.dev === 1 && !flagsSet(c);
   return {
@@ -241,20 +240,21 @@ function getterRegion(i: number, code: KobjCode): Region {
       idle: {
         on: {
           GETMD_FIND: code.lockedGetMd
-            ? { target: 'holding', guard: and(me, findable), update: (c) => dmGet(c, who) }
-            : { target: 'found', guard: and(me, findable) },
-          GETMD_NOTFOUND: { target: 'done', guard: and(me, (c) => !findable(c)) },
+            ? { target: 'holding', match: me, guard: findable, update: (c) => dmGet(c, who) }
+            : { target: 'found', match: me, guard: findable },
+          GETMD_NOTFOUND: { target: 'done', match: me, guard: (c) => !findable(c) },
         },
       },
-      ...(code.lockedGetMd ? {} : { found: { on: { GETMD_GET: { target: 'holding', guard: me, update: (c: KobjCtx) => dmGet(c, who) } } } }),
-      holding: { on: { GETMD_PUT: { target: 'done', guard: me, update: (c) => dmPut(c, who) } } },
+      ...(code.lockedGetMd ? {} : { found: { on: { GETMD_GET: { target: 'holding', match: me, update: (c: KobjCtx) => dmGet(c, who) } } } }),
+      holding: { on: { GETMD_PUT: { target: 'done', match: me, update: (c) => dmPut(c, who) } } },
       done: {},
     },
   };
 }
 
 function openerRegion(i: number): Region {
-  const me = is('o', i);
+  const me = { o: i };
+  const who = `opener ${i}`;
   return {
     initial: 'closed',
     states: {
@@ -262,23 +262,25 @@ function openerRegion(i: number): Region {
         on: {
           OPEN: {
             target: 'open',
-            guard: and(me, (c) => c.dev === 1 && !flagsSet(c)),
+            match: me,
+            guard: (c) => c.dev === 1 && !flagsSet(c),
             update: (c) => ({ ...c, openCount: c.openCount + 1, holders: c.holders + 1 }),
           },
         },
       },
-      open: { on: { CLOSE: { target: 'closed', guard: me, update: (c) => ({ ...dmPut(c, `opener ${i}`), openCount: c.openCount - 1 }) } } },
+      open: { on: { CLOSE: { target: 'closed', match: me, update: (c) => ({ ...dmPut(c, who), openCount: c.openCount - 1 }) } } },
     },
   };
 }
 
 function foreignRegion(i: number): Region {
-  const me = is('f', i);
+  const me = { f: i };
+  const who = `foreign holder ${i}`;
   return {
     initial: 'none',
     states: {
-      none: { on: { FOREIGN_GET: { target: 'holding', guard: and(me, (c) => c.dev === 1 && c.kref > 0), update: (c) => ({ ...c, kref: c.kref + 1 }) } } },
-      holding: { on: { FOREIGN_PUT: { target: 'done', guard: me, update: (c) => kobjPut(c, `foreign holder ${i}`) } } },
+      none: { on: { FOREIGN_GET: { target: 'holding', match: me, guard: (c) => c.dev === 1 && c.kref > 0, update: (c) => ({ ...c, kref: c.kref + 1 }) } } },
+      holding: { on: { FOREIGN_PUT: { target: 'done', match: me, update: (c) => kobjPut(c, who) } } },
       done: {},
     },
   };
