@@ -82,7 +82,11 @@ export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
   return runModelCaseFull(c, profile).steps;
 }
 
-export function runModelCaseFull(c: KCase, profile: Profile): ModelRun {
+/**
+ * `metadataMutant` seeds one impl/thin/mutants.ts bug into the metadata impl only (the pool model
+ * stays correct): the golden test's negative control for the impl's commit shape uses it.
+ */
+export function runModelCaseFull(c: KCase, profile: Profile, metadataMutant: string | null = null): ModelRun {
   const first = c.events.find((e): e is KEvent & { type: 'pool_create' } => e.type === 'pool_create');
   if (!first) throw new Error(`case ${c.name} never creates a pool`);
   const cfg = cfgFor(c, first, profile);
@@ -172,7 +176,7 @@ export function runModelCaseFull(c: KCase, profile: Profile): ModelRun {
     switch (e.type) {
       case 'pool_create':
         if (!pmd) {
-          pmd = PoolMetadata.format(mdev, { variant: { profile, mutant: null }, dataBlockSize: c.blockSectors, nrDataBlocks: e.dataBlocks });
+          pmd = PoolMetadata.format(mdev, { variant: { profile, mutant: metadataMutant }, dataBlockSize: c.blockSectors, nrDataBlocks: e.dataBlocks });
         } else {
           step({ type: 'reactivate', clear: clearOnNext });
           clearOnNext = false;
