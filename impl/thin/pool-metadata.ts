@@ -154,7 +154,12 @@ export class PoolMetadata {
     this.behaviour = behaviourOf(variant);
   }
 
-  /** Write a fresh, committed, empty pool onto `dev` (dm_pool_metadata_open on a zeroed superblock). */
+  /**
+   * Write a fresh, committed, empty pool onto `dev`: dm_pool_metadata_open on a zeroed superblock
+   * (__format_metadata makes the data space map with 0 blocks), then what pool_preresume does next
+   * (maybe_resize_data_dev: dm_pool_resize_data_dev and a commit). So the metadata device sees the
+   * kernel's two commits, the format and the data-space-map resize, as in every golden log.
+   */
   static format(dev: BlockDevice, opts: FormatOptions): PoolMetadata {
     if (!validDataBlockSize(opts.dataBlockSize)) {
       throw new MetadataError('EINVAL', `data block size ${opts.dataBlockSize} sectors is invalid: use a multiple of 128 between 128 and 2097152`);
@@ -162,7 +167,11 @@ export class PoolMetadata {
     if (!Number.isInteger(opts.nrDataBlocks) || opts.nrDataBlocks < 0) throw new MetadataError('EINVAL', `nrDataBlocks ${opts.nrDataBlocks} must be a whole number`);
     const pmd = new PoolMetadata(dev, opts.variant);
     pmd.dataBlockSizeValue = opts.dataBlockSize;
-    pmd.formatMetadata(opts.nrDataBlocks);
+    pmd.formatMetadata();
+    if (opts.nrDataBlocks > 0) {
+      pmd.resizeDataDevice(opts.nrDataBlocks);
+      pmd.commit();
+    }
     return pmd;
   }
 
@@ -215,12 +224,11 @@ export class PoolMetadata {
     this.detailsInfo = { tm, levels: 1, vt: { size: 24 }, upperLevelInc: up, noRebalance: nr };
   }
 
-  private formatMetadata(nrDataBlocks: number): void {
+  private formatMetadata(): void {
     this.bm = new BlockManager(this.dev);
     this.tm = new TransactionManager(this.bm);
     this.metadataSm = MetadataSpaceMap.create(this.tm, this.dev.nrBlocks, THIN_SUPERBLOCK_LOCATION, this.behaviour.sm);
     this.dataSm = DiskSpaceMap.create(this.tm, 0, this.behaviour.sm);
-    if (nrDataBlocks > 0) this.dataSm.extend(nrDataBlocks);
     this.setupBtreeDetails();
     this.root = btreeEmpty(this.info);
     this.detailsRoot = btreeEmpty(this.detailsInfo);
