@@ -249,7 +249,12 @@ export function runModelCaseFull(c: KCase, profile: Profile, metadataMutant: str
         }
         try {
           if (verb === 'set_transaction_id') pmd.setTransactionId(id, arg);
-          else if (verb === 'reserve_metadata_snap') pmd.reserveMetadataSnap();
+          else if (verb === 'reserve_metadata_snap') {
+            // process_reserve_metadata_snap_mesg commits (dm-thin) before the metadata call, which
+            // commits again itself since 49e99fc7 (after its -EBUSY check, with the held-root fix)
+            pmd.commit();
+            pmd.reserveMetadataSnap();
+          }
           else if (verb === 'release_metadata_snap') pmd.releaseMetadataSnap();
           else fromErrno('EINVAL');
           pmd.commit();
