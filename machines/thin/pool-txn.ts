@@ -491,7 +491,9 @@ function landHeldRoot(c: ThinCtx): ThinCtx {
  * commit the data space map (begin = 0), pre-commit the metadata space map, save the roots, then
  * issue every dirty metadata block. Mutant precommit-after-roots saves the space-map root before the
  * pre-commit, so the superblock names the previous transaction's space map (#27). Mutant
- * sb-before-flush issues the superblock together with the other blocks (#22).
+ * sb-before-flush issues the superblock together with the other blocks (#22). A superblock buffer
+ * left dirty by reserve/release (heldRootInBuffer) is issued too: with the new roots under
+ * linux-3.14, as it stands ('sbheld') after a9d45396.
  */
 function doCommitBegin(cfg: ThinCfg) {
   return (c: ThinCtx): ThinCtx => {

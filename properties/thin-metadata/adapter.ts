@@ -240,7 +240,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     const [g0 = [], ...rest] = this.groups;
     const later = rest.flat();
     // 'meta' is every block of the first write-back but the superblock; 'sbheld' is the superblock
-    // in it (fixed profile); 'sb' is the last superblock write of the commit.
+    // in it (mutant held-root-in-buffer); 'sb' is the last superblock write of the commit.
     if (this.phase === 'nodesIssued') {
       for (const w of g0) if ((w.block !== 0 && metaLands) || (w.block === 0 && heldLands)) put(w, false);
     }
