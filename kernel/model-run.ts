@@ -82,7 +82,11 @@ export function runModelCase(c: KCase, profile: Profile): ModelStep[] {
   return runModelCaseFull(c, profile).steps;
 }
 
-export function runModelCaseFull(c: KCase, profile: Profile): ModelRun {
+/**
+ * `metadataMutant` seeds one impl/thin/mutants.ts bug into the metadata impl only (the pool model
+ * stays correct): the golden test's negative control for the impl's commit shape uses it.
+ */
+export function runModelCaseFull(c: KCase, profile: Profile, metadataMutant: string | null = null): ModelRun {
   const first = c.events.find((e): e is KEvent & { type: 'pool_create' } => e.type === 'pool_create');
   if (!first) throw new Error(`case ${c.name} never creates a pool`);
   const cfg = cfgFor(c, first, profile);
@@ -172,7 +176,7 @@ export function runModelCaseFull(c: KCase, profile: Profile): ModelRun {
     switch (e.type) {
       case 'pool_create':
         if (!pmd) {
-          pmd = PoolMetadata.format(mdev, { variant: { profile, mutant: null }, dataBlockSize: c.blockSectors, nrDataBlocks: e.dataBlocks });
+          pmd = PoolMetadata.format(mdev, { variant: { profile, mutant: metadataMutant }, dataBlockSize: c.blockSectors, nrDataBlocks: e.dataBlocks });
         } else {
           step({ type: 'reactivate', clear: clearOnNext });
           clearOnNext = false;
@@ -245,7 +249,12 @@ export function runModelCaseFull(c: KCase, profile: Profile): ModelRun {
         }
         try {
           if (verb === 'set_transaction_id') pmd.setTransactionId(id, arg);
-          else if (verb === 'reserve_metadata_snap') pmd.reserveMetadataSnap();
+          else if (verb === 'reserve_metadata_snap') {
+            // process_reserve_metadata_snap_mesg commits (dm-thin) before the metadata call, which
+            // commits again itself since 49e99fc7 (after its -EBUSY check, with the held-root fix)
+            pmd.commit();
+            pmd.reserveMetadataSnap();
+          }
           else if (verb === 'release_metadata_snap') pmd.releaseMetadataSnap();
           else fromErrno('EINVAL');
           pmd.commit();

@@ -12,8 +12,8 @@
 //     space map succeeds while the device has room and makes the new blocks allocatable.
 //
 // Profiles: 'linux-3.14' ships the bugs fixed after 3.14 (#20, #22, #28 and the upper-level
-// refcount gap of multi-level btrees); 'fixed' has every later fix. A mutant switches one bug on
-// under either profile.
+// refcount gap of multi-level btrees); 'fixed' has every later fix, up to the 2026 held-root fix
+// the conformance kernel (Debian 6.1.192) carries. A mutant switches one bug on under either profile.
 
 import type { MutantInfo, Variant } from '../../checker/model.js';
 import type { SmBehaviour } from '../persistent-data/space-map-common.js';
@@ -85,6 +85,14 @@ export const thinMetadataMutants: readonly MutantInfo[] = [
     killedBy: ['lockstep'],
   },
   {
+    id: 'held-root-in-buffer',
+    title: 'reserve/release_metadata_snap write held_root into the cached superblock instead of the in-core pmd->held_root, so the next pre-commit flush writes block 0 (old roots, new held root) with the other dirty blocks',
+    fix: "stable 3dc9ae1029320d77472c44965e572f176949cd63 'dm thin metadata: fix metadata snapshot consistency on commit failure' (CVE-2026-72108; 6.1.178, 6.6.145, 6.12.97, 6.18.40)",
+    breaks: ['THIN-META-2', 'THIN-META-4', 'THIN-META-16'],
+    killedBy: ['lockstep'],
+    bounds: { metasnap: 1 },
+  },
+  {
     id: 'btree-remove-no-rebalance',
     title: 'btree removal never merges or redistributes, so non-root nodes drop below a third full (thin_check: too few entries)',
     fix: 'drivers/md/persistent-data/dm-btree-remove.c rebalance_children (present since 3.2)',
@@ -105,6 +113,12 @@ export interface ThinBehaviour {
   /** a9d45396 + 5a32083d: pre-commit flushes everything, roots copied before the superblock is locked. */
   readonly atomicCommit: boolean;
   readonly rootsBeforePrecommit: boolean;
+  /**
+   * CVE-2026-72108 fix: held_root lives in core (pmd->held_root) and only __commit_transaction
+   * writes it, with the new roots; reserve refuses a second snapshot before committing or shadowing.
+   * Without it (3.14, and later kernels up to the fix) reserve/release dirty the superblock buffer.
+   */
+  readonly heldRootInCore: boolean;
 }
 
 export function checkVariant(v: Variant): void {
@@ -135,5 +149,6 @@ export function behaviourOf(v: Variant): ThinBehaviour {
     reserveNoCommit: m('thin-21-reserve-no-commit'),
     atomicCommit: fixed && !m('thin-22-sb-before-flush'),
     rootsBeforePrecommit: m('thin-27-roots-before-precommit'),
+    heldRootInCore: fixed && !m('held-root-in-buffer'),
   };
 }

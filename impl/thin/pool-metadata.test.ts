@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { BlockDevice } from '../block-device.js';
 import { MetadataError, PoolMetadata, type PoolSummary } from './pool-metadata.js';
 import { checkMetadata, formatFindings } from './tools/check.js';
+import { decodeSuperblock } from './format/superblock.js';
 import type { Variant } from '../../checker/model.js';
 
 const V314: Variant = { profile: 'linux-3.14', mutant: null };
@@ -70,6 +71,40 @@ describe('pool metadata: kernel errors', () => {
     expect(pmd.heldRoot()).toBe(0);
     pmd.commit();
     assertClean(dev);
+  });
+
+  it('fixed: the held root stays in core until the commit writes it with the new roots (stable 3dc9ae10)', () => {
+    const onDiskHeld = (dev: BlockDevice): number => decodeSuperblock(dev.snapshot().read(0)).heldRoot;
+    const { dev, pmd } = fresh(FIXED);
+    pmd.reserveMetadataSnap();
+    const held = pmd.heldRoot();
+    expect(held).toBeGreaterThan(0);
+    // reserve leaves block 0 clean: nothing can write the old roots with the new held root
+    expect(pmd.internals.bm.isDirty(0)).toBe(false);
+    expect(onDiskHeld(dev)).toBe(0);
+    // a second reserve is refused before it commits or allocates anything
+    const writes = dev.log().length;
+    const free = pmd.freeMetadataBlocks();
+    expect(errnoOf(() => pmd.reserveMetadataSnap())).toBe('EBUSY');
+    expect(dev.log().length).toBe(writes);
+    expect(pmd.freeMetadataBlocks()).toBe(free);
+    pmd.commit();
+    expect(onDiskHeld(dev)).toBe(held);
+    assertClean(dev);
+    // release without a snapshot leaves block 0 clean too
+    pmd.releaseMetadataSnap();
+    expect(errnoOf(() => pmd.releaseMetadataSnap())).toBe('EINVAL');
+    expect(pmd.internals.bm.isDirty(0)).toBe(false);
+    expect(onDiskHeld(dev)).toBe(held);
+    pmd.commit();
+    expect(onDiskHeld(dev)).toBe(0);
+    assertClean(dev);
+    // the pre-fix code (3.14, mutant held-root-in-buffer) stores it in the cached superblock
+    for (const v of [V314, { profile: 'fixed', mutant: 'held-root-in-buffer' }]) {
+      const old = fresh(v);
+      old.pmd.reserveMetadataSnap();
+      expect(old.pmd.internals.bm.isDirty(0), v.profile).toBe(true);
+    }
   });
 
   it('data allocation runs out with -ENOSPC and frees only after commit', () => {

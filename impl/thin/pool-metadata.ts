@@ -8,6 +8,12 @@
 // dm_pool_resize_data_dev, dm_pool_resize_metadata_dev, dm_pool_get_free_block_count,
 // dm_pool_get_free_metadata_block_count, dm_pool_metadata_set/needs_check.
 //
+// Later fixes are switched on by the 'fixed' profile (ThinBehaviour in ./mutants.ts), among them
+// the held-root fix the conformance kernel (Debian 6.1.192) carries: stable 3dc9ae10 "dm thin
+// metadata: fix metadata snapshot consistency on commit failure" keeps pmd->held_root in core and
+// has __commit_transaction write it (confirmed on that kernel's dm-thin-pool.ko and its
+// dm-log-writes log: no superblock write ever shares an epoch with other blocks).
+//
 // Everything is synchronous and byte-exact with the kernel's on-disk format (see impl/thin/format).
 
 import type { Json, Variant } from '../../checker/model.js';
@@ -130,6 +136,8 @@ export class PoolMetadata {
   private blInfo!: BtreeInfo; // bottom level: vblock → block/time
   private detailsInfo!: BtreeInfo;
   private root = 0;
+  /** pmd->held_root (the CVE-2026-72108 fix keeps it in core until __commit_transaction). */
+  private heldRootValue = 0;
   private detailsRoot = 0;
   private timeValue = 0;
   private transId = 0;
@@ -146,7 +154,12 @@ export class PoolMetadata {
     this.behaviour = behaviourOf(variant);
   }
 
-  /** Write a fresh, committed, empty pool onto `dev` (dm_pool_metadata_open on a zeroed superblock). */
+  /**
+   * Write a fresh, committed, empty pool onto `dev`: dm_pool_metadata_open on a zeroed superblock
+   * (__format_metadata makes the data space map with 0 blocks), then what pool_preresume does next
+   * (maybe_resize_data_dev: dm_pool_resize_data_dev and a commit). So the metadata device sees the
+   * kernel's two commits, the format and the data-space-map resize, as in every golden log.
+   */
   static format(dev: BlockDevice, opts: FormatOptions): PoolMetadata {
     if (!validDataBlockSize(opts.dataBlockSize)) {
       throw new MetadataError('EINVAL', `data block size ${opts.dataBlockSize} sectors is invalid: use a multiple of 128 between 128 and 2097152`);
@@ -154,7 +167,11 @@ export class PoolMetadata {
     if (!Number.isInteger(opts.nrDataBlocks) || opts.nrDataBlocks < 0) throw new MetadataError('EINVAL', `nrDataBlocks ${opts.nrDataBlocks} must be a whole number`);
     const pmd = new PoolMetadata(dev, opts.variant);
     pmd.dataBlockSizeValue = opts.dataBlockSize;
-    pmd.formatMetadata(opts.nrDataBlocks);
+    pmd.formatMetadata();
+    if (opts.nrDataBlocks > 0) {
+      pmd.resizeDataDevice(opts.nrDataBlocks);
+      pmd.commit();
+    }
     return pmd;
   }
 
@@ -207,12 +224,11 @@ export class PoolMetadata {
     this.detailsInfo = { tm, levels: 1, vt: { size: 24 }, upperLevelInc: up, noRebalance: nr };
   }
 
-  private formatMetadata(nrDataBlocks: number): void {
+  private formatMetadata(): void {
     this.bm = new BlockManager(this.dev);
     this.tm = new TransactionManager(this.bm);
     this.metadataSm = MetadataSpaceMap.create(this.tm, this.dev.nrBlocks, THIN_SUPERBLOCK_LOCATION, this.behaviour.sm);
     this.dataSm = DiskSpaceMap.create(this.tm, 0, this.behaviour.sm);
-    if (nrDataBlocks > 0) this.dataSm.extend(nrDataBlocks);
     this.setupBtreeDetails();
     this.root = btreeEmpty(this.info);
     this.detailsRoot = btreeEmpty(this.detailsInfo);
@@ -276,6 +292,7 @@ export class PoolMetadata {
     this.root = sb.dataMappingRoot;
     this.detailsRoot = sb.deviceDetailsRoot;
     this.transId = sb.transId;
+    this.heldRootValue = sb.heldRoot;
     this.flags = sb.flags;
     this.dataBlockSizeValue = sb.dataBlockSize;
   }
@@ -571,17 +588,23 @@ export class PoolMetadata {
   }
 
   /**
-   * reserve_metadata_snap: dm-thin (3.14) commits before calling __reserve_metadata_snap, and the
-   * fix 49e99fc7 moves that commit under the lock; the thin-21 mutant skips it. -EBUSY if held.
+   * reserve_metadata_snap (__reserve_metadata_snap). The commit first is dm-thin's in 3.14
+   * (process_reserve_metadata_snap_mesg) and __reserve_metadata_snap's own since 49e99fc7; the
+   * thin-21 mutant skips it. -EBUSY if a snapshot is held.
+   * With heldRootInCore (the CVE-2026-72108 fix) the -EBUSY check comes first and the new held
+   * root only goes to pmd->held_root, which the next __commit_transaction writes with the new
+   * roots; before it, held_root was stored in the cached superblock, leaving block 0 dirty.
    */
   reserveMetadataSnap(): void {
     this.guard();
+    const inCore = this.behaviour.heldRootInCore;
+    if (inCore && this.heldRootValue) throw new MetadataError('EBUSY', 'pool metadata snapshot already exists: release this before taking another');
     if (!this.behaviour.reserveNoCommit) this.commit();
     this.metadataSm.incBlock(THIN_SUPERBLOCK_LOCATION);
     const copy = this.tm.shadowBlock(THIN_SUPERBLOCK_LOCATION, superblockValidator);
     const heldRoot = copy.block;
     const d = copy.data;
-    if (getU64(d, SB.heldRoot)) {
+    if (!inCore && getU64(d, SB.heldRoot)) {
       this.tm.dec(heldRoot);
       throw new MetadataError('EBUSY', 'pool metadata snapshot already exists: release this before taking another');
     }
@@ -589,18 +612,30 @@ export class PoolMetadata {
     d.fill(0, SB.metadataSmRoot, SB.metadataSmRoot + 128);
     this.tm.inc(getU64(d, SB.dataMappingRoot));
     this.tm.inc(getU64(d, SB.deviceDetailsRoot));
+    this.heldRootValue = heldRoot;
+    if (inCore) return;
     const sb = this.bm.writeLock(THIN_SUPERBLOCK_LOCATION, superblockValidator);
     putU64(sb, SB.heldRoot, heldRoot);
   }
 
-  /** __release_metadata_snap: -EINVAL if none held. */
+  /**
+   * __release_metadata_snap: -EINVAL if none held. Without heldRootInCore the superblock buffer's
+   * held_root is cleared before it is checked, so even the -EINVAL path leaves block 0 dirty.
+   */
   releaseMetadataSnap(): void {
     this.guard();
-    const sb = this.bm.writeLock(THIN_SUPERBLOCK_LOCATION, superblockValidator);
-    const heldRoot = getU64(sb, SB.heldRoot);
-    putU64(sb, SB.heldRoot, 0);
-    if (!heldRoot) throw new MetadataError('EINVAL', 'no pool metadata snapshot found: nothing to release');
+    let heldRoot: number;
+    if (this.behaviour.heldRootInCore) {
+      heldRoot = this.heldRootValue;
+      if (!heldRoot) throw new MetadataError('EINVAL', 'no pool metadata snapshot found: nothing to release');
+    } else {
+      const sb = this.bm.writeLock(THIN_SUPERBLOCK_LOCATION, superblockValidator);
+      heldRoot = getU64(sb, SB.heldRoot);
+      putU64(sb, SB.heldRoot, 0);
+      if (!heldRoot) throw new MetadataError('EINVAL', 'no pool metadata snapshot found: nothing to release');
+    }
     const copy = decodeSuperblock(this.tm.readLock(heldRoot, superblockValidator));
+    this.heldRootValue = 0;
     if (this.behaviour.releaseShallow) {
       this.metadataSm.decBlock(copy.dataMappingRoot);
       this.metadataSm.decBlock(copy.deviceDetailsRoot);
@@ -611,9 +646,13 @@ export class PoolMetadata {
     this.metadataSm.decBlock(heldRoot);
   }
 
-  /** Block of the held metadata snapshot superblock, 0 if none (dm_pool_get_metadata_snap). */
+  /**
+   * Block of the held metadata snapshot superblock, 0 if none (dm_pool_get_metadata_snap): the
+   * in-core pmd->held_root with the fix, else the cached superblock's field.
+   */
   heldRoot(): number {
     this.guard();
+    if (this.behaviour.heldRootInCore) return this.heldRootValue;
     return getU64(this.bm.readLock(THIN_SUPERBLOCK_LOCATION, superblockValidator), SB.heldRoot);
   }
 
@@ -668,6 +707,8 @@ export class PoolMetadata {
     putU64(sb, SB.dataMappingRoot, this.root);
     putU64(sb, SB.deviceDetailsRoot, this.detailsRoot);
     putU64(sb, SB.transId, this.transId);
+    // With the fix the held root travels with the roots; without it the buffer already holds it.
+    if (this.behaviour.heldRootInCore) putU64(sb, SB.heldRoot, this.heldRootValue);
     putU32(sb, SB.flags, this.flags);
     sb.set(mdRoot.subarray(0, SM_ROOT_SIZE), SB.metadataSmRoot);
     sb.set(dataRoot.subarray(0, SM_ROOT_SIZE), SB.dataSmRoot);

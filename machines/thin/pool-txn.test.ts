@@ -71,6 +71,17 @@ describe('messages', () => {
     expect(s.context.reply).toBe('-EBUSY');
     expect(s.context.disk.held).toBe(true);
   });
+  it('the held root reaches the disk with the commit (fixed) or ahead of it as a dirty superblock (3.14, held-root-in-buffer)', () => {
+    const pending = (p: ThinCfg, evs: readonly ThinEv[]): string[] => run(p, evs).context.pending.map((x) => x.k);
+    const reserve: ThinEv[] = [{ type: 'reserve' }, { type: 'commit_begin' }];
+    // stable 3dc9ae10: pmd->held_root, written only by __commit_transaction's superblock
+    expect(pending(c, reserve)).toEqual(['meta']);
+    expect(run(c, [{ type: 'release' }]).context.core.sbDirty).toBe(false);
+    // before it: reserve/release dirty block 0, even release's -EINVAL path
+    expect(pending(cfg('fixed', 'held-root-in-buffer'), reserve)).toEqual(['meta', 'sbheld']);
+    expect(run(cfg('fixed', 'held-root-in-buffer'), [{ type: 'release' }]).context.core.sbDirty).toBe(true);
+    expect(pending(cfg('linux-3.14'), reserve)).toEqual(['meta', 'sb']);
+  });
   it('a second message waits for the commit of the first (pool_message commits after success)', () => {
     const m = thinPoolMachine(c);
     const s = run(c, [{ type: 'create', dev: 0 }]);

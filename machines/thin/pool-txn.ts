@@ -5,7 +5,9 @@
 // __open_metadata; drivers/md/persistent-data/dm-transaction-manager.c dm_tm_pre_commit/dm_tm_commit,
 // dm-block-manager.c dm_bm_flush_and_unlock, dm-space-map-disk.c sm_disk_new_block; and
 // drivers/md/dm-thin.c process_bio, provision_block, break_sharing, overwrite_endio,
-// process_prepared_mapping, issue, process_deferred_bios, pool_message.
+// process_prepared_mapping, issue, process_deferred_bios, pool_message. The 'fixed' profile follows
+// the later fixes up to stable 3dc9ae10 (held_root kept in core and written by
+// __commit_transaction), which the conformance kernel (Debian 6.1.192) carries.
 // Rules: spec/thin-metadata.md (THIN-META-n).
 //
 // One flat machine: its states are the commit lifecycle of the open transaction; provisioning and
@@ -65,7 +67,10 @@ export type Pending =
   | { readonly k: 'data'; readonly b: number; readonly v: number }
   | { readonly k: 'meta' }
   | { readonly k: 'sb' }
-  /** The dirty superblock written back by the first flush of a fixed-profile commit: old roots, new held_root. */
+  /**
+   * The dirty superblock written back by the first flush of a commit on kernels with a9d45396 but
+   * the held root still in the buffer (mutant held-root-in-buffer): old roots, new held_root.
+   */
   | { readonly k: 'sbheld' };
 
 export interface Broken {
@@ -310,9 +315,20 @@ function doSetTid(c: ThinCtx, e: E): ThinCtx {
 }
 
 /**
- * reserve_metadata_snap: dm-thin commits first (process_reserve_metadata_snap calls commit(), whose
- * result is ignored), then __reserve_metadata_snap sets held_root in the superblock buffer, which
- * the next commit makes durable. The commit is taken here as one step with no crash point.
+ * Where reserve/release keep the held root. linux-3.14, and later kernels up to stable 3dc9ae10
+ * "dm thin metadata: fix metadata snapshot consistency on commit failure" (the fixed-profile
+ * mutant held-root-in-buffer): in the superblock buffer (superblock_lock, dm_bm_unlock), which
+ * leaves block 0 dirty until the next commit. With the fix (fixed profile, the conformance
+ * kernel): in pmd->held_root, which only __commit_transaction writes, with the new roots.
+ */
+export const heldRootInBuffer = (v: Variant): boolean => v.profile === 'linux-3.14' || v.mutant === 'held-root-in-buffer';
+
+/**
+ * reserve_metadata_snap: dm-thin commits first (process_reserve_metadata_snap_mesg calls commit(),
+ * whose result is ignored; later __reserve_metadata_snap commits again, with nothing in between),
+ * then -EBUSY if a snapshot is held, else the snapshot pins the roots of that commit. The held root
+ * reaches the disk with the next commit's superblock, or (heldRootInBuffer) first as a dirty
+ * buffer. The commit is taken here as one step with no crash point.
  */
 function doReserve(cfg: ThinCfg) {
   const commitNow = doCommit(cfg);
@@ -321,14 +337,21 @@ function doReserve(cfg: ThinCfg) {
     if (c1.core.held) return reply(c1, '-EBUSY');
     // The snapshot pins the roots of the commit just made: the in-core view now.
     const snap = c1.core.devs.map((d) => (d === null ? null : d.map));
-    return { ...c1, reply: 'ok', core: { ...c1.core, held: true, snap, msgDirty: true, sbDirty: true } };
+    return { ...c1, reply: 'ok', core: { ...c1.core, held: true, snap, msgDirty: true, sbDirty: heldRootInBuffer(cfg.variant) } };
   };
 }
 
-/** __release_metadata_snap clears held_root in the superblock buffer before it checks it, so even the -EINVAL path leaves the buffer dirty. */
-function doRelease(c: ThinCtx): ThinCtx {
-  if (!c.core.held) return { ...c, reply: '-EINVAL', core: { ...c.core, sbDirty: true } };
-  return { ...c, reply: 'ok', core: { ...c.core, held: false, snap: null, msgDirty: true, sbDirty: true } };
+/**
+ * release_metadata_snap. With the held root in the superblock buffer, __release_metadata_snap
+ * clears it there before it checks it, so even the -EINVAL path leaves the buffer dirty; with
+ * pmd->held_root the -EINVAL path touches nothing.
+ */
+function doRelease(cfg: ThinCfg) {
+  const inBuffer = heldRootInBuffer(cfg.variant);
+  return (c: ThinCtx): ThinCtx => {
+    if (!c.core.held) return { ...c, reply: '-EINVAL', core: { ...c.core, sbDirty: c.core.sbDirty || inBuffer } };
+    return { ...c, reply: 'ok', core: { ...c.core, held: false, snap: null, msgDirty: true, sbDirty: inBuffer } };
+  };
 }
 
 function setOpen(open: boolean) {
@@ -446,8 +469,10 @@ function flushMeta(c: ThinCtx): ThinCtx {
 /**
  * The old superblock with the new held_root is durable: its space maps do not count the held
  * root's change (the copy block it names, or the copy it drops), so the committed image's metadata
- * reference counts are wrong until the new superblock lands (fixed-profile dm_tm_pre_commit →
- * dm_bm_flush writes every dirty buffer, the superblock included).
+ * reference counts are wrong until the new superblock lands. Reached only with the held root in the
+ * buffer after a9d45396 (mutant held-root-in-buffer): dm_tm_pre_commit → dm_bm_flush →
+ * dm_bufio_write_dirty_buffers writes every dirty buffer, block 0 included, before
+ * __commit_transaction locks the superblock for the new roots.
  */
 function landHeldRoot(c: ThinCtx): ThinCtx {
   const staged = c.staged;
@@ -466,7 +491,9 @@ function landHeldRoot(c: ThinCtx): ThinCtx {
  * commit the data space map (begin = 0), pre-commit the metadata space map, save the roots, then
  * issue every dirty metadata block. Mutant precommit-after-roots saves the space-map root before the
  * pre-commit, so the superblock names the previous transaction's space map (#27). Mutant
- * sb-before-flush issues the superblock together with the other blocks (#22).
+ * sb-before-flush issues the superblock together with the other blocks (#22). A superblock buffer
+ * left dirty by reserve/release (heldRootInBuffer) is issued too: with the new roots under
+ * linux-3.14, as it stands ('sbheld') after a9d45396.
  */
 function doCommitBegin(cfg: ThinCfg) {
   return (c: ThinCtx): ThinCtx => {
@@ -643,7 +670,7 @@ export function thinPoolMachine(cfg: ThinCfg): ThinMachine {
     delete: msg(doDelete),
     set_tid: msg(doSetTid, (_c, e) => e.type === 'set_tid' && e.next <= cfg.tids),
     reserve: msg(doReserve(cfg)),
-    release: msg(doRelease),
+    release: msg(doRelease(cfg)),
   };
   const crash: TransitionDef<ThinCtx, E> = {
     target: 'clean',

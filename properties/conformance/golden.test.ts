@@ -53,19 +53,28 @@ describe('golden kernel records vs the model', () => {
     });
   }
 
-  // The impl's own metadata writes must have the kernel's commit shape too (THIN-META-2). Known
-  // impl deviation: around reserve/release_metadata_snap it writes the superblock in the same epoch
-  // as other blocks (found by this comparison; reported to the thin-metadata owner). it.fails keeps
-  // the finding visible and turns red once the impl is fixed, so the entry can be removed.
-  const IMPL_SHAPE_KNOWN_BAD = new Set(['txid-metasnap']);
+  // The impl's own metadata writes must have the kernel's commit shape too (THIN-META-2): every
+  // superblock write alone between two flushes, as in every recorded kernel log.
   for (const c of RECORDED) {
-    const run = IMPL_SHAPE_KNOWN_BAD.has(c.name) ? it.fails : it;
-    run(`${c.name}: the impl's metadata writes have the kernel's commit shape (THIN-META-2)`, () => {
+    it(`${c.name}: the impl's metadata writes have the kernel's commit shape (THIN-META-2)`, () => {
       const shape = commitShape(asLwLog(runModelCaseFull(c, KERNEL_PROFILE).metaLog));
       expect(shape.commits).toBeGreaterThan(0);
       expect(shape.violations).toEqual([]);
     });
   }
+
+  it('txid-metasnap: the shape check catches the pre-fix held-root code and the 3.14 commit (negative controls)', () => {
+    const c = CASES.find((x) => x.name === 'txid-metasnap');
+    if (!c || !hasGolden(c.name)) throw new Error('txid-metasnap golden record missing');
+    // Before stable 3dc9ae10, reserve/release dirtied the superblock buffer and the next
+    // pre-commit flush wrote it with the other blocks (old roots, new held root).
+    const preFix = commitShape(asLwLog(runModelCaseFull(c, KERNEL_PROFILE, 'held-root-in-buffer').metaLog));
+    expect(preFix.violations.length).toBeGreaterThan(0);
+    expect(preFix.violations.every((v) => v.includes('writes the superblock together with blocks'))).toBe(true);
+    // 3.14 writes the dirty superblock, already holding the new roots, in the first write-back.
+    const old = commitShape(asLwLog(runModelCaseFull(c, 'linux-3.14').metaLog));
+    expect(old.violations.length).toBeGreaterThan(0);
+  });
 
   it('every listed known difference is still needed (no stale explanations)', () => {
     for (const k of KNOWN_DIFFERENCES) {

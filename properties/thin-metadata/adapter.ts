@@ -16,7 +16,7 @@ import { ThinDataPath, dataCrashImage } from '../../impl/thin/data-path.js';
 import { THIN_METADATA_MUTANT_IDS } from '../../impl/thin/mutants.js';
 import { PoolMetadata } from '../../impl/thin/pool-metadata.js';
 import { checkMetadata } from '../../impl/thin/tools/check.js';
-import type { ThinEv } from '../../machines/thin/pool-txn.js';
+import { heldRootInBuffer, type ThinEv } from '../../machines/thin/pool-txn.js';
 import { thinBounds } from './bounds.js';
 
 /** Metadata device size for lockstep pools (4 KiB blocks); plenty for a handful of devices. */
@@ -131,8 +131,8 @@ export class ThinImplHandle implements ImplHandle<Ev> {
       case 'reserve':
       case 'release':
         this.reply = this.path.message(e);
-        if ((e.type === 'reserve' && this.reply === 'ok') || e.type === 'release') this.sbDirty = true;
-        if (e.type === 'reserve') this.sbDirty = this.reply === 'ok' || this.sbDirty;
+        // As the machine: only with the held root kept in the superblock buffer (heldRootInBuffer).
+        if (heldRootInBuffer(this.machineVariant) && ((e.type === 'reserve' && this.reply === 'ok') || e.type === 'release')) this.sbDirty = true;
         return;
       case 'open':
         this.path.open(e.dev);
@@ -240,7 +240,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     const [g0 = [], ...rest] = this.groups;
     const later = rest.flat();
     // 'meta' is every block of the first write-back but the superblock; 'sbheld' is the superblock
-    // in it (fixed profile); 'sb' is the last superblock write of the commit.
+    // in it (mutant held-root-in-buffer); 'sb' is the last superblock write of the commit.
     if (this.phase === 'nodesIssued') {
       for (const w of g0) if ((w.block !== 0 && metaLands) || (w.block === 0 && heldLands)) put(w, false);
     }

@@ -27,6 +27,17 @@ export const thinMutants: readonly MutantInfo[] = [
     breaks: ['THIN-META-3'],
     killedBy: ['explore'],
   },
+  {
+    // Kernels with a9d45396 (pre-commit flushes every dirty buffer) but before stable 3dc9ae10
+    // (held_root in core): reserve leaves block 0 dirty with the old roots and the new held root,
+    // and dm_tm_pre_commit → dm_bm_flush writes it before the new superblock (THIN-META-4 finding).
+    id: 'held-root-in-buffer',
+    title: 'reserve/release_metadata_snap store held_root in the superblock buffer, so the next pre-commit flush writes block 0 (old roots, new held root) before the new superblock',
+    fix: "stable 3dc9ae1029320d77472c44965e572f176949cd63 'dm thin metadata: fix metadata snapshot consistency on commit failure' (CVE-2026-72108)",
+    breaks: ['THIN-META-4'],
+    killedBy: ['explore'],
+    bounds: { devices: 1, vblocks: 1, dblocks: 1, writes: 0, metasnap: 1 },
+  },
 ];
 
 export const thinShipped: readonly ShippedDefect[] = [
