@@ -71,3 +71,35 @@ describe('the compiled machine key', () => {
     expect(() => m.key({ value: ['idle', 'gone'], context: base.context })).toThrow(/region q has no state 'gone'/);
   });
 });
+
+describe('the compiled decoder', () => {
+  it('gives back every fast-path state exactly (JSON, region values and key)', () => {
+    const enc = m.encode!;
+    const dec = m.decode!;
+    const buf = new Uint16Array(256);
+    let decoded = 0;
+    for (const s of variants()) {
+      const n = enc(s, buf);
+      if (n < 0) continue;
+      const back = dec(buf, 0);
+      expect(machineKey(back)).toBe(machineKey(s));
+      expect(m.key(back)).toBe(m.key(s));
+      decoded++;
+    }
+    expect(decoded).toBeGreaterThan(10);
+  });
+
+  it('decodes units stored at an offset, and wide values', () => {
+    const s: MState<C> = { value: ['open', 'idle'], context: { ...base.context, n: 9000, a: Array.from({ length: 300 }, (_, i) => i - 20), s: 'x' } };
+    const buf = new Uint16Array(1024);
+    const n = m.encode!(s, buf.subarray(7));
+    expect(n).toBeGreaterThan(300);
+    expect(machineKey(m.decode!(buf, 7))).toBe(machineKey(s));
+  });
+
+  it('sends off-template states to the slow path (encode says -1)', () => {
+    const buf = new Uint16Array(256);
+    expect(m.encode!({ value: base.value, context: { ...base.context, n: 0.5 } }, buf)).toBe(-1);
+    expect(m.encode!({ value: base.value, context: { ...base.context, extra: 1 } as C }, buf)).toBe(-1);
+  });
+});

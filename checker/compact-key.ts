@@ -62,7 +62,7 @@ function genValue(t: unknown, v: string, g: Gen): void {
     L.push(`if (typeof ${v} !== 'string') return slow(s);`);
     const id = `i${g.vars++}`;
     L.push(`let ${id} = strings.get(${v});`);
-    L.push(`if (${id} === undefined) { if (strings.size >= ${MAX_IDS}) return slow(s); ${id} = strings.size; strings.set(${v}, ${id}); }`);
+    L.push(`if (${id} === undefined) { if (strings.size >= ${MAX_IDS}) return slow(s); ${id} = strings.size; strings.set(${v}, ${id}); names.push(${v}); }`);
     L.push(countCode(id));
   } else if (t === null) {
     L.push(`if (${v} !== null) return slow(s);`);
@@ -104,6 +104,50 @@ function genValue(t: unknown, v: string, g: Gen): void {
   }
 }
 
+/** Code reading a count or id written by countCode into a new variable; returns its name. */
+function readCount(g: Gen): string {
+  const n = `n${g.vars++}`;
+  g.lines.push(`const ${n} = u[p] === ${WIDE} ? u[(p += 2) - 1] - 0x100 : u[p++] - ${NARROW};`);
+  return n;
+}
+
+/**
+ * The inverse of genValue on its fast path: code reading a value shaped like template `t` from
+ * u[p++] into a new variable, whose name it returns. Objects are rebuilt with the template's
+ * property order, which is the order every state of the machine has (updates spread the previous
+ * context, and JSON order is insertion order).
+ */
+function genDecode(t: unknown, g: Gen): string {
+  const L = g.lines;
+  const v = `d${g.vars++}`;
+  if (typeof t === 'boolean') {
+    L.push(`const ${v} = u[p++] === ${TRUE};`);
+  } else if (typeof t === 'number') {
+    L.push(`const ${v} = u[p] === ${WIDE} ? u[(p += 2) - 1] - ${WIDE_BIAS} : u[p++] - ${NUM_NARROW};`);
+  } else if (typeof t === 'string') {
+    L.push(`const ${v} = names[${readCount(g)}];`);
+  } else if (t === null) {
+    L.push(`const ${v} = null;`);
+  } else if (Array.isArray(t)) {
+    const n = readCount(g);
+    L.push(`const ${v} = new Array(${n});`);
+    if (t.length > 0) {
+      const i = `k${g.vars++}`;
+      L.push(`for (let ${i} = 0; ${i} < ${n}; ${i}++) {`);
+      const e = genDecode(t[0], g);
+      L.push(`${v}[${i}] = ${e};`);
+      L.push('}');
+    }
+  } else if (typeof t === 'object') {
+    const o = t as Record<string, unknown>;
+    const fields = Object.keys(o).map((k) => `${JSON.stringify(k)}: ${genDecode(o[k], g)}`);
+    L.push(`const ${v} = { ${fields.join(', ')} };`);
+  } else {
+    throw new Error(`compact key: a template leaf of type ${typeof t} has no fast path to decode`);
+  }
+  return v;
+}
+
 /** A machine's compiled key, as a string and as units (see System.encode). */
 export interface CompiledKey<C> {
   readonly key: (s: MState<C>) => string;
@@ -113,13 +157,21 @@ export interface CompiledKey<C> {
    * buffer), or -1 when the state takes the slow path and must be keyed by `key`.
    */
   readonly encode: (s: MState<C>, out: Uint16Array) => number;
+  /** The state whose units (as encode wrote them) start at units[start]. */
+  readonly decode: (units: Uint16Array, start: number) => MState<C>;
 }
 
 /**
  * A compact canonical key for states of a machine with `regions` regions whose contexts are shaped
  * like `template`. `indices` gives a state's per-region state indices (the machine's states carry them).
  */
-export function compileMachineKey<C>(template: C, regions: number, indices: (s: MState<C>) => readonly number[]): CompiledKey<C> {
+export function compileMachineKey<C>(
+  template: C,
+  stateNames: readonly (readonly string[])[],
+  indices: (s: MState<C>) => readonly number[],
+  make: (value: string[], context: C, ix: number[]) => MState<C>,
+): CompiledKey<C> {
+  const regions = stateNames.length;
   const g: Gen = { lines: [], vars: 0 };
   genValue(template, 'ctx', g);
   const region = `q${g.vars++}`;
@@ -140,14 +192,38 @@ export function compileMachineKey<C>(template: C, regions: number, indices: (s: 
     '};',
   ].join('\n');
   const strings = new Map<string, number>();
+  const names: string[] = [];
   // Generated once per machine from its template's property names (quoted with JSON.stringify), so
   // the encoder reads its fields as directly as hand-written code would.
-  const make = new Function('indices', 'strings', 'slow', body) as (
+  const makeEncode = new Function('indices', 'strings', 'names', 'slow', body) as (
     indices: (s: MState<C>) => readonly number[],
     strings: Map<string, number>,
+    names: string[],
     slow: () => number,
   ) => (s: MState<C>, out: Uint16Array) => number;
-  const encode = make(indices, strings, () => -1);
+  const encode = makeEncode(indices, strings, names, () => -1);
+
+  const d: Gen = { lines: [], vars: 0 };
+  const r = `r${d.vars++}`;
+  d.lines.push(`for (let ${r} = 0; ${r} < ${regions}; ${r}++) {`);
+  const q = readCount(d);
+  d.lines.push(`ix[${r}] = ${q};`, `value[${r}] = states[${r}][${q}];`, '}');
+  const ctx = genDecode(template, d);
+  const decodeBody = [
+    'return function decode(u, start) {',
+    `let p = start + 1;`, // past the FAST marker
+    `const ix = new Array(${regions});`,
+    `const value = new Array(${regions});`,
+    ...d.lines,
+    `return make(value, ${ctx}, ix);`,
+    '};',
+  ].join('\n');
+  const makeDecode = new Function('names', 'states', 'make', decodeBody) as (
+    names: string[],
+    states: readonly (readonly string[])[],
+    make: (value: string[], context: C, ix: number[]) => MState<C>,
+  ) => (u: Uint16Array, start: number) => MState<C>;
+  const decode = makeDecode(names, stateNames, make);
   let buf = new Uint16Array(256);
   const key = (s: MState<C>): string => {
     let n = encode(s, buf);
@@ -158,5 +234,5 @@ export function compileMachineKey<C>(template: C, regions: number, indices: (s: 
     }
     return String.fromCharCode.apply(null, buf.subarray(0, n) as unknown as number[]);
   };
-  return { key, encode };
+  return { key, encode, decode };
 }

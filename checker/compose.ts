@@ -41,7 +41,7 @@ export function machineSystem<C, E extends Ev>(
     },
     key,
     // Units identify states exactly as the machine's own key does; a custom key has none.
-    ...(key === m.key && m.encode !== undefined ? { encode: m.encode } : {}),
+    ...(key === m.key && m.encode !== undefined && m.decode !== undefined ? { encode: m.encode, decode: m.decode } : {}),
   };
 }
 

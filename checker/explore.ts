@@ -5,7 +5,7 @@
 
 import type { Ev, Instance } from './model.js';
 import { defaultOperatorOptions, isOperatorEvent, withOperators, type OperatorOptions } from './operators.js';
-import { StateStore } from './state-store.js';
+import { visitedStates } from './state-store.js';
 
 export interface ExploreOptions {
   readonly maxStates?: number;
@@ -92,8 +92,7 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
   const validEnd = inst.validEnd ?? inst.quiescent ?? (() => false);
 
   const t0 = performance.now();
-  const index = new Map<string, number>();
-  const states: S[] = [];
+  const visited = visitedStates<S>(inst.system);
   const parent = new IntList();
   const parentEvent: (Ev | null)[] = [];
   const depthOf = new IntList();
@@ -101,7 +100,11 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
   const edgeTo = new IntList();
   const edgeType = new IntList();
   const typeIds = new Map<string, number>();
-  const eventCoverage = new Map<string, number>();
+  // One counter object per event type: a transition costs one lookup (none when it repeats the
+  // previous transition's event object).
+  const eventCoverage = new Map<string, { n: number }>();
+  let lastEvent: Ev | null = null;
+  let lastCount = { n: 0 };
   const violations: Violation[] = [];
   const violated = new Set<string>();
   const initialIdx: number[] = [];
@@ -127,40 +130,18 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
     return !opts.allViolations;
   };
 
-  // States with units live in the typed-array store; the rest (no encoder, or a state off its
-  // encoder's fast path) in a Map from key strings. The two never hold the same state.
-  const encode = inst.system.encode;
-  const store = new StateStore();
-  let units = new Uint16Array(1024);
-  const find = (s: S): number => {
-    if (encode !== undefined) {
-      let n = encode(s, units);
-      if (n > units.length) {
-        units = new Uint16Array(2 * n);
-        n = encode(s, units);
-      }
-      if (n >= 0) return store.findOrAdd(units, n, states.length);
-    }
-    const k = sys.key(s);
-    const seen = index.get(k);
-    if (seen !== undefined) return seen;
-    index.set(k, states.length);
-    return -1;
-  };
-
+  /** The number of state s, and whether it is new (then its path is recorded and it is checked). */
   const add = (s: S, from: number, e: Ev | null): number => {
-    const seen = find(s);
+    const seen = visited.add(s);
     if (seen >= 0) return seen;
-    const i = states.length;
-    states.push(s);
+    const i = visited.size - 1;
     parent.push(from);
     parentEvent.push(e);
     depthOf.push(from >= 0 ? depthOf.data[from]! + 1 : 0);
     return i;
   };
 
-  const checkState = (i: number): boolean => {
-    const s = states[i]!;
+  const checkState = (i: number, s: S): boolean => {
     for (const inv of inst.invariants) {
       if (violated.has(inv.name)) continue;
       const msg = inv.check(s);
@@ -169,10 +150,11 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
     return false;
   };
 
-  for (const s of sys.initial()) {
-    const before = states.length;
+  const initial = sys.initial();
+  for (const s of initial) {
+    const before = visited.size;
     const i = add(s, -1, null);
-    if (states.length > before) initialIdx.push(i);
+    if (visited.size > before) initialIdx.push(i);
   }
 
   // One enabled transition out of state `from`: count it, store the target, check it when new.
@@ -183,8 +165,14 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
     if (halted) return;
     transitions++;
     if (!isOperatorEvent(e)) protocolMoves++;
-    eventCoverage.set(e.type, (eventCoverage.get(e.type) ?? 0) + 1);
-    const before = states.length;
+    if (e !== lastEvent) {
+      lastEvent = e;
+      let c = eventCoverage.get(e.type);
+      if (c === undefined) eventCoverage.set(e.type, (c = { n: 0 }));
+      lastCount = c;
+    }
+    lastCount.n++;
+    const before = visited.size;
     const j = add(next, from, e);
     if (keepGraph) {
       edgeFrom.push(from);
@@ -193,19 +181,19 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
       if (tid === undefined) typeIds.set(e.type, (tid = typeIds.size));
       edgeType.push(tid);
     }
-    if (states.length > before && checkState(j)) halted = true;
+    if (visited.size > before && checkState(j, next)) halted = true;
   };
 
   let head = 0;
   outer: {
-    for (let i = 0; i < states.length; i++) {
-      if (checkState(i)) {
+    for (let i = 0; i < visited.size; i++) {
+      if (checkState(i, visited.at(i))) {
         stopped = 'violation';
         break outer;
       }
     }
-    while (head < states.length) {
-      if (states.length >= maxStates) {
+    while (head < visited.size) {
+      if (visited.size >= maxStates) {
         stopped = 'max-states';
         break;
       }
@@ -216,10 +204,10 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
           stopped = 'max-seconds';
           break;
         }
-        opts.onProgress?.({ states: states.length, transitions, depth: depthOf.data[head]!, seconds: (now - t0) / 1000 });
+        opts.onProgress?.({ states: visited.size, transitions, depth: depthOf.data[head]!, seconds: (now - t0) / 1000 });
       }
       const i = head++;
-      const s = states[i]!;
+      const s = visited.at(i);
       from = i;
       protocolMoves = 0;
       if (successors !== undefined) {
@@ -246,9 +234,9 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
 
   const complete = stopped === null;
   if (checkProgress && stopped === null) {
-    const bad = progressViolation(states.length, edgeFrom.view(), edgeTo.view(), (i) => inst.quiescent!(states[i]!));
+    const bad = progressViolation(visited.size, edgeFrom.view(), edgeTo.view(), (i) => inst.quiescent!(visited.at(i)));
     if (bad >= 0) {
-      record('progress', 'progress', inst.progressSpec ?? [], `no quiescent state is reachable from ${inst.describe(states[bad]!)}`, bad);
+      record('progress', 'progress', inst.progressSpec ?? [], `no quiescent state is reachable from ${inst.describe(visited.at(bad))}`, bad);
     }
   }
 
@@ -259,17 +247,17 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
     complete: complete && !sys.truncatedCrashes(),
     stopped,
     crashSubsetsTruncated: sys.truncatedCrashes(),
-    states: states.length,
+    states: visited.size,
     transitions,
     depth,
     seconds,
     violations,
-    eventCoverage: Object.fromEntries(eventCoverage),
+    eventCoverage: Object.fromEntries([...eventCoverage].map(([t, c]) => [t, c.n])),
     // A statistic, not part of the search: counted over the stored states only when someone reads it.
     get valueCoverage(): Readonly<Record<string, number>> {
       const counts = new Map<string, number>();
-      for (const st of states) {
-        const v = inst.valueOf(st);
+      for (let i = 0; i < visited.size; i++) {
+        const v = inst.valueOf(visited.at(i));
         counts.set(v, (counts.get(v) ?? 0) + 1);
       }
       const record = Object.fromEntries(counts);
@@ -279,7 +267,7 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
     ...(wantGraph
       ? {
           graph: {
-            values: states.map((s) => inst.valueOf(s)),
+            values: Array.from({ length: visited.size }, (_, i) => inst.valueOf(visited.at(i))),
             edgeFrom: edgeFrom.view().slice(),
             edgeTo: edgeTo.view().slice(),
             edgeType: (() => {

@@ -115,8 +115,9 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
   private xstateMachine: AnyStateMachine | undefined;
   /** Canonical key of a state of this machine (see MachineDef.key). */
   readonly key: (s: MState<C>) => string;
-  /** The same key as units, for the explorer's state store (System.encode); absent for 'json'. */
+  /** The same key as units, and back, for the explorer's state store (System.encode/decode); absent for 'json'. */
   readonly encode: ((s: MState<C>, out: Uint16Array) => number) | undefined;
+  readonly decode: ((units: Uint16Array, start: number) => MState<C>) | undefined;
   /** Reused by step: which transition each region takes (step never re-enters itself). */
   private readonly scratch: (CompiledTransition<C, E> | undefined)[];
   /** Plans of event objects seen, and of event types no transition matches on (shared by instances). */
@@ -188,10 +189,12 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
     if (def.key === 'json') {
       this.key = (s) => s.value.join('|') + '#' + JSON.stringify(s.context);
       this.encode = undefined;
+      this.decode = undefined;
     } else {
-      const k = compileMachineKey<C>(def.context, this.regionNames.length, (s) => this.indicesOf(s));
+      const k = compileMachineKey<C>(def.context, stateNames, (s) => this.indicesOf(s), (value, context, ix) => new MachineState(value, context, ix));
       this.key = k.key;
       this.encode = k.encode;
+      this.decode = k.decode;
     }
   }
 

@@ -55,6 +55,11 @@ export interface System<S, E extends Ev> {
    * stores units in its own hash table instead of making a string per transition.
    */
   readonly encode?: (s: S, out: Uint16Array) => number;
+  /**
+   * Optional, with `encode`: the state whose units start at units[start] (for encode's fast path).
+   * With both, the explorer stores units only and decodes a state when it expands or reports it.
+   */
+  readonly decode?: (units: Uint16Array, start: number) => S;
 }
 
 /** A seeded bug modelled on a real kernel fix. */

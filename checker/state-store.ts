@@ -10,18 +10,30 @@ export class StateStore {
   private starts = new Int32Array(1 << 12);
   private values = new Int32Array(1 << 12);
   private count = 0;
-  /** Slot -> key number + 1 (0 = empty), and the slot's full hash (to skip most comparisons). */
-  private slots = new Int32Array(1 << 12);
-  private hashes = new Int32Array(1 << 12);
+  /**
+   * Slot i is table[2i] = key number + 1 (0 = empty) and table[2i + 1] = the key's full hash (to
+   * skip most comparisons), side by side so a probe touches one cache line.
+   */
+  private table = new Int32Array(2 << 12);
   private mask = (1 << 12) - 1;
 
   get size(): number {
     return this.count;
   }
 
+  /** The units of every stored key (valid until the next add). */
+  get arena(): Uint16Array {
+    return this.units;
+  }
+
+  /** Where key number k starts in the arena. */
+  start(k: number): number {
+    return this.starts[k]!;
+  }
+
   /** Bytes held by the store's arrays (for the benchmark's memory figures). */
   get bytes(): number {
-    return this.units.byteLength + this.starts.byteLength + this.values.byteLength + this.slots.byteLength + this.hashes.byteLength;
+    return this.units.byteLength + this.starts.byteLength + this.values.byteLength + this.table.byteLength;
   }
 
   /**
@@ -34,16 +46,17 @@ export class StateStore {
     h ^= h >>> 15;
     h = Math.imul(h, 0x2c1b3c6d);
     h ^= h >>> 12;
+    const table = this.table;
     let slot = h & this.mask;
     for (;;) {
-      const at = this.slots[slot]!;
+      const at = table[2 * slot]!;
       if (at === 0) break;
-      if (this.hashes[slot] === h && this.equals(at - 1, key, len)) return this.values[at - 1]!;
+      if (table[2 * slot + 1] === h && this.equals(at - 1, key, len)) return this.values[at - 1]!;
       slot = (slot + 1) & this.mask;
     }
     const k = this.count++;
-    this.slots[slot] = k + 1;
-    this.hashes[slot] = h;
+    table[2 * slot] = k + 1;
+    table[2 * slot + 1] = h;
     this.append(key, len, k, value);
     if (this.count * 2 > this.mask) this.grow();
     return -1;
@@ -82,20 +95,104 @@ export class StateStore {
   /** Doubles the table and re-inserts every slot by its stored hash. */
   private grow(): void {
     const size = (this.mask + 1) * 2;
-    const slots = new Int32Array(size);
-    const hashes = new Int32Array(size);
+    const table = new Int32Array(2 * size);
     const mask = size - 1;
+    const old = this.table;
     for (let s = 0; s <= this.mask; s++) {
-      const at = this.slots[s]!;
+      const at = old[2 * s]!;
       if (at === 0) continue;
-      const h = this.hashes[s]!;
+      const h = old[2 * s + 1]!;
       let slot = h & mask;
-      while (slots[slot] !== 0) slot = (slot + 1) & mask;
-      slots[slot] = at;
-      hashes[slot] = h;
+      while (table[2 * slot] !== 0) slot = (slot + 1) & mask;
+      table[2 * slot] = at;
+      table[2 * slot + 1] = h;
     }
-    this.slots = slots;
-    this.hashes = hashes;
+    this.table = table;
     this.mask = mask;
   }
+}
+
+/**
+ * The explorer's visited states, numbered 0, 1, ... in the order they were first seen. A system
+ * that can encode and decode its states keeps only their units (states are decoded again when
+ * expanded or reported: no live object per stored state for the garbage collector to trace);
+ * otherwise states are kept as objects under their string keys.
+ */
+export interface Visited<S> {
+  readonly size: number;
+  /** The number of a state seen before, or -1 after numbering it `size` (as it was). */
+  readonly add: (s: S) => number;
+  /** State number i (a decoded copy when units are kept). */
+  readonly at: (i: number) => S;
+}
+
+export interface Codec<S> {
+  readonly key: (s: S) => string;
+  readonly encode?: (s: S, out: Uint16Array) => number;
+  readonly decode?: (units: Uint16Array, start: number) => S;
+}
+
+export function visitedStates<S>(c: Codec<S>): Visited<S> {
+  const { encode, decode } = c;
+  if (encode === undefined || decode === undefined) return keyedStates(c.key);
+  const store = new StateStore();
+  // A state off its encoder's fast path is kept as an object under its string key.
+  const slowIndex = new Map<string, number>();
+  const slowStates = new Map<number, S>();
+  let storeKey = new Int32Array(1024);
+  let size = 0;
+  let units = new Uint16Array(1024);
+  return {
+    get size() {
+      return size;
+    },
+    add(s) {
+      let n = encode(s, units);
+      if (n > units.length) {
+        units = new Uint16Array(2 * n);
+        n = encode(s, units);
+      }
+      if (size === storeKey.length) {
+        const next = new Int32Array(size * 2);
+        next.set(storeKey);
+        storeKey = next;
+      }
+      if (n >= 0) {
+        const seen = store.findOrAdd(units, n, size);
+        if (seen >= 0) return seen;
+        storeKey[size++] = store.size - 1;
+        return -1;
+      }
+      const k = c.key(s);
+      const seen = slowIndex.get(k);
+      if (seen !== undefined) return seen;
+      slowIndex.set(k, size);
+      slowStates.set(size, s);
+      storeKey[size++] = -1;
+      return -1;
+    },
+    at(i) {
+      const k = storeKey[i]!;
+      return k >= 0 ? decode(store.arena, store.start(k)) : slowStates.get(i)!;
+    },
+  };
+}
+
+function keyedStates<S>(key: (s: S) => string): Visited<S> {
+  const index = new Map<string, number>();
+  const states: S[] = [];
+  return {
+    get size() {
+      return states.length;
+    },
+    add(s) {
+      const k = key(s);
+      const seen = index.get(k);
+      if (seen !== undefined) return seen;
+      index.set(k, states.length);
+      states.push(s);
+      return -1;
+    },
+    at: (i) => states[i]!,
+  };
 }
