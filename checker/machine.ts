@@ -267,6 +267,24 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
   /** Take `e` by `plan` from `s` (whose indices are `ix`), or null when nothing is enabled. */
   private fire(s: MState<C>, ix: readonly number[], plan: Plan<C, E>, e: E): MState<C> | null {
     const regions = plan.regions;
+    if (regions.length === 1) {
+      // Most events move one region: no per-region choice to remember.
+      const r = regions[0]!;
+      const cands = plan.byState[0]![ix[r]!];
+      if (cands === undefined) return null;
+      for (let k = 0; k < cands.length; k++) {
+        const t = cands[k]!;
+        if (t.guard !== undefined && !t.guard(s.context, e)) continue;
+        const context = t.update !== undefined ? t.update(s.context, e) : s.context;
+        if (t.target < 0 || t.target === ix[r]) return new MachineState(s.value, context, ix);
+        const nix = ix.slice();
+        const value = s.value.slice();
+        nix[r] = t.target;
+        value[r] = this.stateNames[r]![t.target]!;
+        return new MachineState(value, context, nix);
+      }
+      return null;
+    }
     const chosen = this.scratch;
     let any = false;
     for (let j = 0; j < regions.length; j++) {

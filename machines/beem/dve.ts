@@ -49,8 +49,8 @@ function region<C>(p: DveProcess<C>): RegionDef<C, BeemEvent> {
     from[dveEventType(p.name, n)] = {
       // A self-loop keeps the control state; leaving out the target says so to XState as well.
       ...(t.to !== t.from ? { target: t.to } : {}),
-      ...(guard ? { guard: (c: C) => guard(c) } : {}),
-      ...(effect ? { update: (c: C) => effect(c) } : {}),
+      ...(guard ? { guard } : {}),
+      ...(effect ? { update: effect } : {}),
       label: `t${n}`,
     };
   });
