@@ -152,6 +152,11 @@ export interface Instance<S, E extends Ev> {
   readonly valueOf: (s: S) => string;
   /** Observable projection compared with the impl in lockstep. */
   readonly project?: (s: S) => Json;
+  /**
+   * The spec rules a disagreement on one top-level field of the projection breaks (e.g. a free
+   * count that drifts). Without it a projection mismatch names no rule.
+   */
+  readonly projectionSpec?: (field: string) => readonly string[];
   readonly crash?: CrashSurface<S>;
   readonly fault?: FaultSurface<S>;
 }

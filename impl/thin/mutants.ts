@@ -53,7 +53,7 @@ export const thinMetadataMutants: readonly MutantInfo[] = [
     id: 'thin-21-reserve-no-commit',
     title: 'reserve_metadata_snap pins the roots of the last commit without committing first, so the snapshot names stale trees',
     fix: '49e99fc717f624aa75ca755d6e7bc029efd3f0e9 dm thin metadata: fix bug when taking a metadata snapshot',
-    breaks: ['THIN-META-4', 'THIN-META-10'],
+    breaks: ['THIN-META-18', 'THIN-META-4'],
     killedBy: ['lockstep'],
   },
   {

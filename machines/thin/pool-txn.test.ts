@@ -16,6 +16,9 @@ const cfg = (profile: string, mutant: string | null = null, over: Partial<ThinCf
   close: 1,
   fua: 1,
   phased: 1,
+  metaresize: 0,
+  faults: 0,
+  autocommit: 0,
   variant: { profile, mutant },
   ...over,
 });

@@ -3,7 +3,8 @@
 // drivers/md/persistent-data/dm-space-map-disk.c sm_disk_new_block, drivers/md/dm-thin.c
 // overwrite_endio / process_prepared_mapping / commit.
 
-import type { MutantInfo, ShippedDefect } from '../../checker/model.js';
+import type { Bounds, MutantInfo, ShippedDefect } from '../../checker/model.js';
+import { thinMetadataMutants } from '../../impl/thin/mutants.js';
 
 export const thinMutants: readonly MutantInfo[] = [
   {
@@ -58,3 +59,33 @@ export const thinShipped: readonly ShippedDefect[] = [
     bounds: { fua: 2 },
   },
 ];
+
+/** Wide lockstep bounds: two devices of two blocks, snapshots, transaction ids, close. */
+const WIDE: Bounds = { devices: 2, vblocks: 2, dblocks: 4, writes: 4, tids: 2, close: 1 };
+
+/**
+ * The bounds under which the lockstep runner reaches each implementation mutant of
+ * impl/thin/mutants.ts. Atomic commits (phased = 0) where the mutant is not about commit ordering:
+ * the four-step commit only adds crash points the mutant does not need. Mutants not listed are not
+ * reachable through this model's events (see the spec).
+ */
+const IMPL_MUTANT_BOUNDS: Readonly<Record<string, Bounds>> = {
+  'thin-08-sm-extend-single-pass': { metaresize: 1, autocommit: 1, phased: 0 },
+  'thin-09-extend-nr-blocks-late': { metaresize: 1, autocommit: 1, phased: 0 },
+  // Delete (or any change) after reserve shadows leaves the snapshot shares; a shallow release leaks them.
+  'thin-20-release-shallow-dec': { metasnap: 1, autocommit: 1, phased: 0, devices: 1, dblocks: 1, writes: 0, fua: 0 },
+  'thin-21-reserve-no-commit': { metasnap: 2, autocommit: 1, phased: 0, devices: 1 },
+  'thin-22-sb-before-flush': { faults: 1, phased: 0 },
+  'thin-26-alloc-stale-cursor': WIDE,
+  'thin-27-roots-before-precommit': WIDE,
+  'thin-28-free-count-drift': { ...WIDE, metasnap: 1, phased: 0 },
+  // One run of 256 kernel blocks overflows a 252-entry btree leaf (two leaves under one root);
+  // discarding the run empties both leaves, which only rebalancing folds back into the root.
+  'btree-remove-no-rebalance': { run: 256, devices: 1, vblocks: 1, dblocks: 1, writes: 1, fua: 0, autocommit: 1, phased: 0 },
+};
+
+/** Implementation mutants the lockstep runner must kill, with the bounds that reach them. */
+export const thinImplMutants: readonly MutantInfo[] = thinMetadataMutants.flatMap((m) => {
+  const bounds = IMPL_MUTANT_BOUNDS[m.id];
+  return bounds === undefined ? [] : [{ ...m, killedBy: ['lockstep' as const], bounds }];
+});
