@@ -497,6 +497,11 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     return this.finding ?? this.broken ?? this.durable().finding;
   }
 
+  /** The metadata device as a read sees it now (durable contents overlaid with cached writes). */
+  metadataImage(): BlockDevice {
+    return this.meta.snapshot();
+  }
+
   /** The finding selfCheck reports, with the image that shows it (for thin_check in tests). */
   implFinding(): ImplFinding | null {
     if (this.finding) return this.finding;
