@@ -41,6 +41,16 @@ export const thinShipped: readonly ShippedDefect[] = [
     bounds: { metasnap: 1 },
   },
   {
+    id: 'release-leaks-snapshot-trees',
+    title: 'release_metadata_snap only decrements the snapshot roots, so the tree blocks the snapshot alone still references leak (dm-thin.md §10 #20)',
+    profile: 'linux-3.14',
+    fix: '7f518ad0a212e2a6fd68630e176af1de395070a7 dm thin metadata: delete btrees when releasing metadata snapshot',
+    breaks: ['THIN-META-4', 'THIN-META-16'],
+    killedBy: ['lockstep'],
+    // No data writes, so the 3.14 data-flush hole (#24) cannot be found first.
+    bounds: { metasnap: 1, autocommit: 1, phased: 0, devices: 1, dblocks: 1, writes: 0, fua: 0 },
+  },
+  {
     id: 'no-data-flush-before-commit',
     title: 'a commit makes durable a mapping whose data is still in the data device cache (dm-thin.md §10 #24)',
     profile: 'linux-3.14',
