@@ -57,6 +57,8 @@ export interface MutantInfo {
   readonly killedBy: readonly ('explore' | 'lockstep')[];
   /** Bounds that reach it, if not the defaults. */
   readonly bounds?: Bounds;
+  /** Lockstep runs the hunt needs at least (a long or narrow path), when more than the caller's. */
+  readonly runs?: number;
 }
 
 /**
@@ -72,6 +74,8 @@ export interface ShippedDefect {
   readonly killedBy: readonly ('explore' | 'lockstep')[];
   /** Bounds that reach it, if not the defaults. */
   readonly bounds?: Bounds;
+  /** Lockstep runs the hunt needs at least (a long or narrow path), when more than the caller's. */
+  readonly runs?: number;
 }
 
 /**
