@@ -38,6 +38,18 @@ describe('thin-metadata exhaustive exploration', () => {
     expect(r.complete).toBe(true);
   }, 600_000);
 
+  it('fixed: the events the implementation mutants need keep every invariant (failed commits, metadata resize, a raced reserve, messages committed at once)', () => {
+    for (const b of [
+      { devices: 1, vblocks: 2, dblocks: 2, writes: 2, faults: 1, metaresize: 1 },
+      { devices: 2, vblocks: 1, dblocks: 2, writes: 2, metasnap: 2, faults: 1, autocommit: 1, phased: 0 },
+    ]) {
+      const r = run('fixed', null, b);
+      expect(r.violations.map((v) => `${v.property}: ${v.message}`)).toEqual([]);
+      expect(r.complete).toBe(true);
+      for (const t of ['commit_fail', ...('metaresize' in b ? ['resize_meta'] : ['reserve_race'])]) expect(r.eventCoverage[t] ?? 0, t).toBeGreaterThan(0);
+    }
+  }, 600_000);
+
   it('fixed: FINDING (to confirm on a kernel) - a superblock dirtied by reserve_metadata_snap is written back by the first flush of the next commit, with the old roots and the new held root (THIN-META-4)', () => {
     // dm_tm_pre_commit → dm_bm_flush writes every dirty buffer, block 0 included, before the new
     // superblock; a crash in that window leaves a held root the committed space map does not count.
