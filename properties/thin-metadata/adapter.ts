@@ -9,6 +9,15 @@
 // superblock). A crash maps the machine's pending-write indices onto these groups and onto the data
 // device's cached writes, builds both crash images, and reopens the pool from them
 // (__open_metadata), so recovery is judged on what the implementation actually wrote.
+//
+// The events the implementation mutants of impl/thin/mutants.ts need: `resize_meta`
+// (dm_pool_resize_metadata_dev), `commit_fail` (a metadata write error inside
+// dm_pool_commit_metadata, then dm_pool_abort_metadata), `reserve_race` (a provisioning write
+// between dm-thin's commit() and dm_pool_reserve_metadata_snap), pool_message's commit after a
+// message (bound `autocommit`), and `run` kernel blocks per modelled block so a few modelled blocks
+// fill multi-level btrees. Implementation-only rules (selfCheck): the checker on the durable image
+// (THIN-META-16), a refused resize (THIN-META-17), a reserve that leaves changes uncommitted
+// (THIN-META-18), a failed commit's superblock on the device (THIN-META-1, -2).
 
 import type { Bounds, Ev, Gate, ImplAdapter, ImplHandle, Json, Variant } from '../../checker/model.js';
 import { BLOCK_SIZE, BlockDevice, IoError, SECTOR_SIZE } from '../../impl/block-device.js';
@@ -303,9 +312,10 @@ export class ThinImplHandle implements ImplHandle<Ev> {
 
   /**
    * commit_fail: the commit's first metadata write fails (and every retry of that block): a btree
-   * or space-map block when the transaction changed any, else the superblock itself; dm-thin aborts (dm_pool_abort_metadata: the teardown writes back the dirty
-   * buffers, then the metadata is reopened from disk). THIN-META-2: the failed transaction's
-   * superblock must not reach the device, so block 0 must be what it was before the commit.
+   * or space-map block when the transaction changed any, else the superblock itself. dm-thin
+   * aborts (dm_pool_abort_metadata: the teardown writes back the dirty buffers, then the metadata
+   * is reopened from disk). THIN-META-2: the failed transaction's superblock must not reach the
+   * device, so block 0 must be what it was before the commit.
    */
   private commitFail(): void {
     this.path.data.flush();
@@ -505,6 +515,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   /** The finding selfCheck reports, with the image that shows it (for thin_check in tests). */
   implFinding(): ImplFinding | null {
     if (this.finding) return this.finding;
+    if (this.broken) return { ...this.broken, image: this.meta.snapshot() };
     const f = this.durable().finding;
     return f === null ? null : { ...f, image: this.meta.crashImage([], null) };
   }
