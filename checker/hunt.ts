@@ -19,6 +19,8 @@ export interface Target {
   readonly bounds: Bounds;
   readonly breaks: readonly string[];
   readonly engines: readonly Engine[];
+  /** Minimum lockstep runs (MutantInfo.runs). */
+  readonly runs?: number;
 }
 
 /** The profile with every later fix applied: 'fixed' when the model has it. */
@@ -36,6 +38,7 @@ export function targetsOf(model: AnyModel): Target[] {
       bounds: m.bounds ? boundsWithDefaults(model, m.bounds) : base,
       breaks: m.breaks,
       engines: m.killedBy,
+      runs: m.runs ?? 0,
     })),
     ...model.shipped.map((d) => ({
       id: d.id,
@@ -44,6 +47,7 @@ export function targetsOf(model: AnyModel): Target[] {
       bounds: boundsWithDefaults(model, d.bounds ?? {}),
       breaks: d.breaks,
       engines: d.killedBy,
+      runs: d.runs ?? 0,
     })),
   ];
 }
@@ -86,7 +90,7 @@ export async function hunt(model: AnyModel, target: Target, engine: Engine, opts
     return done(trace, breaksOk(target, v.spec));
   }
   if (!model.impl) return done(null, `model ${model.id} has no implementation for the lockstep runner`);
-  const r = await lockstep(model, target.bounds, target.variant, { seed: opts.seed, numRuns: opts.numRuns });
+  const r = await lockstep(model, target.bounds, target.variant, { seed: opts.seed, numRuns: Math.max(opts.numRuns, target.runs ?? 0) });
   if (!r.failure) return done(null, `lockstep found no failure in ${r.runs} runs (seed ${r.seed})`);
   const shrunk = makeTrace({
     ...fields,

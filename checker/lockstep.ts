@@ -106,17 +106,27 @@ export class LockstepRun<S> {
     const self = this.impl.selfCheck?.();
     if (self) this.fail({ kind: 'impl', property: 'impl-check', spec: self.spec, message: self.message });
     if (!this.inst.project) return;
-    const want = canonical(this.inst.project(this.state));
-    const got = canonical(this.impl.project());
-    if (want !== got) {
-      this.fail({
-        kind: 'lockstep',
-        property: 'projection',
-        spec: [],
-        message: `implementation and machine disagree after ${this.steps.length} steps:\n  machine: ${want}\n  impl:    ${got}`,
-      });
-    }
+    const v = projectionMismatch(this.inst, this.inst.project(this.state), this.impl.project(), `after ${this.steps.length} steps`);
+    if (v) this.fail(v);
   }
+}
+
+/**
+ * Null when machine and implementation project equal values; otherwise the violation, naming the
+ * top-level fields that differ and the rules the instance says those fields stand for.
+ */
+export function projectionMismatch<S>(inst: Instance<S, Ev>, machine: Json, impl: Json, when: string): TraceViolation | null {
+  const want = canonical(machine);
+  const got = canonical(impl);
+  if (want === got) return null;
+  const isObj = (j: Json): j is { readonly [k: string]: Json | undefined } => typeof j === 'object' && j !== null && !Array.isArray(j);
+  const fields =
+    isObj(machine) && isObj(impl)
+      ? [...new Set([...Object.keys(machine), ...Object.keys(impl)])].filter((k) => canonical(machine[k] ?? null) !== canonical(impl[k] ?? null)).sort()
+      : [];
+  const spec = [...new Set(fields.flatMap((f) => inst.projectionSpec?.(f) ?? []))];
+  const on = fields.length ? ` on ${fields.join(', ')}` : '';
+  return { kind: 'lockstep', property: 'projection', spec, message: `implementation and machine disagree${on} ${when}:\n  machine: ${want}\n  impl:    ${got}` };
 }
 
 /** JSON with sorted object keys, so projections compare by value. */

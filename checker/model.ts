@@ -74,6 +74,8 @@ export interface MutantInfo {
   readonly killedBy: readonly ('explore' | 'lockstep')[];
   /** Bounds that reach it, if not the defaults. */
   readonly bounds?: Bounds;
+  /** Lockstep runs the hunt needs at least (a long or narrow path), when more than the caller's. */
+  readonly runs?: number;
 }
 
 /**
@@ -89,6 +91,8 @@ export interface ShippedDefect {
   readonly killedBy: readonly ('explore' | 'lockstep')[];
   /** Bounds that reach it, if not the defaults. */
   readonly bounds?: Bounds;
+  /** Lockstep runs the hunt needs at least (a long or narrow path), when more than the caller's. */
+  readonly runs?: number;
 }
 
 /**
@@ -169,6 +173,11 @@ export interface Instance<S, E extends Ev> {
   readonly valueOf: (s: S) => string;
   /** Observable projection compared with the impl in lockstep. */
   readonly project?: (s: S) => Json;
+  /**
+   * The spec rules a disagreement on one top-level field of the projection breaks (e.g. a free
+   * count that drifts). Without it a projection mismatch names no rule.
+   */
+  readonly projectionSpec?: (field: string) => readonly string[];
   readonly crash?: CrashSurface<S>;
   readonly fault?: FaultSurface<S>;
 }

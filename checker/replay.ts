@@ -4,7 +4,7 @@
 // follows the trace, so an async race found by the lockstep runner replays deterministically.
 
 import type { Ev, Gate, Instance, Model } from './model.js';
-import { canonical } from './lockstep.js';
+import { canonical, projectionMismatch } from './lockstep.js';
 import { isOperatorEvent, withOperators } from './operators.js';
 import type { Trace, TraceViolation } from './trace.js';
 
@@ -84,11 +84,7 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
     const self = impl.selfCheck?.();
     if (self) return { kind: 'impl', property: 'impl-check', spec: self.spec, message: self.message };
     if (!inst.project) return null;
-    const want = canonical(inst.project(s));
-    const got = canonical(impl.project());
-    return want === got
-      ? null
-      : { kind: 'lockstep', property: 'projection', spec: [], message: `implementation and machine disagree:\n  machine: ${want}\n  impl:    ${got}` };
+    return projectionMismatch(inst, inst.project(s), impl.project(), `after ${i} steps`);
   };
 
   let i = 0;

@@ -16,6 +16,9 @@ const cfg = (profile: string, mutant: string | null = null, over: Partial<ThinCf
   close: 1,
   fua: 1,
   phased: 1,
+  metaresize: 0,
+  faults: 0,
+  autocommit: 0,
   variant: { profile, mutant },
   ...over,
 });
@@ -194,5 +197,57 @@ describe('compiled stepper and XState agree', () => {
     }
     expect(s.context.core.devs[1]).not.toBeNull();
     actor.stop();
+  });
+});
+
+describe('events for the implementation mutants', () => {
+  const c = cfg('fixed', null, { metasnap: 2, metaresize: 1, faults: 1 });
+  const auto = cfg('fixed', null, { metasnap: 2, metaresize: 1, faults: 1, autocommit: 1, phased: 0 });
+
+  it('commit_fail reverts the open transaction to the committed view and keeps open devices open', () => {
+    const s = run(c, [{ type: 'create', dev: 0 }, ...COMMIT, { type: 'open', dev: 0 }, { type: 'write', dev: 0, vb: 0 }, { type: 'commit_fail' }]);
+    expect(s.value).toEqual(['clean']);
+    expect(s.context.core.devs[0]?.map).toEqual([-1, -1]);
+    expect(s.context.core.devs[0]?.open).toBe(true);
+    // The lost write was never flushed, so reading zeroes again is allowed (no THIN-META-5/6 judgement).
+    expect(s.context.broken).toBeNull();
+    // A device created in the failed transaction is gone.
+    expect(run(c, [{ type: 'create', dev: 1 }, { type: 'commit_fail' }]).context.core.devs[1]).toBeNull();
+  });
+
+  it('commit_fail is not offered while the superblock buffer is dirty (the held-root-in-buffer finding) or with nothing to commit', () => {
+    const reserved = [{ type: 'create', dev: 0 }, ...COMMIT, { type: 'reserve' }] as const;
+    const inBuffer = cfg('fixed', 'held-root-in-buffer', { metasnap: 2, metaresize: 1, faults: 1 });
+    expect(thinPoolMachine(inBuffer).step(run(inBuffer, [...reserved]), { type: 'commit_fail' })).toBeNull();
+    // With the held root in core (stable 3dc9ae10) the reserve leaves block 0 clean: the commit may fail.
+    const m = thinPoolMachine(c);
+    expect(m.step(run(c, [...reserved]), { type: 'commit_fail' })).not.toBeNull();
+    expect(m.step(m.initial(), { type: 'commit_fail' })).toBeNull();
+  });
+
+  it('reserve_race: the snapshot holds the racing write, and everything is committed (THIN-META-18)', () => {
+    const s = run(auto, [{ type: 'create', dev: 0 }, { type: 'open', dev: 0 }, { type: 'reserve_race', dev: 0, vb: 1 }]);
+    expect(s.context.reply).toBe('ok');
+    expect(s.context.core.held).toBe(true);
+    expect(s.context.core.snap?.[0]).toEqual([-1, 0]);
+    expect(s.context.disk.devs[0]?.map).toEqual([-1, 0]);
+    expect(s.context.disk.held).toBe(true);
+  });
+
+  it('resize_meta is durable only after its commit; a crash before it reverts the space map', () => {
+    const grown = run(c, [{ type: 'resize_meta' }]);
+    expect(grown.context.core.mgrown).toBe(true);
+    expect(grown.context.disk.mgrown).toBe(false);
+    expect(run(c, [{ type: 'resize_meta' }, { type: 'crash', keep: [], torn: null }]).context.core.mgrown).toBe(false);
+    expect(run(c, [{ type: 'resize_meta' }, ...COMMIT]).context.disk.mgrown).toBe(true);
+    expect(thinPoolMachine(c).step(run(c, [{ type: 'resize_meta' }, ...COMMIT]), { type: 'resize_meta' })).toBeNull();
+  });
+
+  it('a block the held snapshot maps stays allocated after the live mapping is discarded', () => {
+    const s = run(auto, [{ type: 'create', dev: 0 }, { type: 'open', dev: 0 }, { type: 'write', dev: 0, vb: 0 }, { type: 'commit' }, { type: 'reserve' }, { type: 'discard', dev: 0, vb: 0 }, { type: 'commit' }, { type: 'write', dev: 0, vb: 1 }]);
+    // Committed after the discard, block 0 is still the snapshot's: the new write gets block 1.
+    expect(s.context.core.devs[0]?.map).toEqual([-1, 1]);
+    const released = run(auto, [{ type: 'create', dev: 0 }, { type: 'open', dev: 0 }, { type: 'write', dev: 0, vb: 0 }, { type: 'commit' }, { type: 'reserve' }, { type: 'discard', dev: 0, vb: 0 }, { type: 'commit' }, { type: 'release' }, { type: 'write', dev: 0, vb: 1 }]);
+    expect(released.context.core.devs[0]?.map).toEqual([-1, 0]);
   });
 });

@@ -30,8 +30,17 @@ export interface ThinCfg {
   readonly writes: number;
   /** Bound on transaction ids set by set_transaction_id. */
   readonly tids: number;
-  /** 1: reserve/release_metadata_snap are in the alphabet. */
+  /**
+   * 1: reserve/release_metadata_snap are in the alphabet; 2: also `reserve_race`, a reserve that a
+   * provisioning write races between dm-thin's commit and dm_pool_reserve_metadata_snap.
+   */
   readonly metasnap: number;
+  /** 1: the metadata device may be grown once (`resize_meta`), past the first bitmap's blocks. */
+  readonly metaresize: number;
+  /** 1: a commit may fail with a metadata write error (`commit_fail`: abort, reopen from disk). */
+  readonly faults: number;
+  /** 1: a successful message is committed at once, as pool_message does (no crash point between). */
+  readonly autocommit: number;
   /** 1: close (thin target dtr) is in the alphabet. */
   readonly close: number;
   /** Writes in the alphabet: 0 plain only, 1 plain and FUA, 2 FUA only. */
@@ -61,6 +70,8 @@ export interface View {
   readonly snap: readonly (readonly number[] | null)[] | null;
   /** The data space map the superblock names (refcount per data block). */
   readonly rc: readonly number[];
+  /** The metadata space map covers the grown metadata device (META_BLOCKS_GROWN blocks). */
+  readonly mgrown: boolean;
 }
 
 export type Pending =
@@ -95,6 +106,8 @@ export interface ThinCtx {
      * into it and unlocked it), so the next commit's first write-back of dirty buffers writes it.
      */
     readonly sbDirty: boolean;
+    /** The in-core metadata space map was extended to META_BLOCKS_GROWN (sm_metadata_extend). */
+    readonly mgrown: boolean;
   };
   /** The view the durable superblock names. */
   readonly disk: View;
@@ -125,6 +138,9 @@ export type ThinEv =
   | { readonly type: 'set_tid'; readonly cur: number; readonly next: number }
   | { readonly type: 'reserve' }
   | { readonly type: 'release' }
+  | { readonly type: 'reserve_race'; readonly dev: number; readonly vb: number }
+  | { readonly type: 'resize_meta' }
+  | { readonly type: 'commit_fail' }
   | { readonly type: 'open'; readonly dev: number }
   | { readonly type: 'close'; readonly dev: number }
   | { readonly type: 'write'; readonly dev: number; readonly vb: number }
@@ -151,17 +167,25 @@ export const flushesDataBeforeCommit = (v: Variant): boolean => v.profile !== 'l
 /** 4ae280b4: later kernels complete a FUA overwrite only after the mapping is committed. */
 export const defersFuaOverwrite = (v: Variant): boolean => v.profile !== 'linux-3.14';
 
+/**
+ * Metadata device size (4 KiB blocks) the lockstep pools are formatted with, and the size
+ * `resize_meta` grows it to: past the 16,320 blocks one space-map bitmap covers, so the extend must
+ * allocate a new bitmap (the path of #8 and #9). The machine only records whether it grew.
+ */
+export const META_BLOCKS = 256;
+export const META_BLOCKS_GROWN = 16384;
+
 // ---------------------------------------------------------------- pure helpers
 
 const rep = <T>(n: number, x: T): T[] => Array.from({ length: n }, () => x);
 
 export function emptyView(cfg: ThinCfg): View {
-  return { devs: rep(cfg.devices, null), tid: 0, held: false, snap: null, rc: rep(cfg.dblocks, 0) };
+  return { devs: rep(cfg.devices, null), tid: 0, held: false, snap: null, rc: rep(cfg.dblocks, 0), mgrown: false };
 }
 
 export function initialContext(cfg: ThinCfg): ThinCtx {
   return {
-    core: { devs: rep(cfg.devices, null), tid: 0, held: false, snap: null, begin: 0, allocs: 0, msgDirty: false, sbDirty: false },
+    core: { devs: rep(cfg.devices, null), tid: 0, held: false, snap: null, begin: 0, allocs: 0, msgDirty: false, sbDirty: false, mgrown: false },
     disk: emptyView(cfg),
     staged: null,
     nodesDurable: false,
@@ -179,13 +203,20 @@ function freshWant(cfg: ThinCfg, n: number): number[][][] {
   return Array.from({ length: n }, () => Array.from({ length: cfg.vblocks }, () => [ZERO]));
 }
 
-/** Reference counts of data blocks implied by a set of device mappings (each mapping counts once). */
-export function refcounts(devs: readonly (DevMap | null)[], nBlocks: number): number[] {
+/**
+ * Reference counts of data blocks implied by a set of device mappings (each mapping counts once),
+ * plus the mappings of a held metadata snapshot: once the live tree's leaves are shadowed away from
+ * the snapshot's, both copies count their data blocks (the btree value_type inc of a shared leaf),
+ * so a block the snapshot maps stays allocated until release_metadata_snap deletes its trees. The
+ * model counts every snapshot mapping; only zero versus non-zero is compared with the kernel.
+ */
+export function refcounts(devs: readonly (DevMap | null)[], nBlocks: number, snap: View['snap'] = null): number[] {
   const rc = rep(nBlocks, 0);
   for (const d of devs) {
     if (d === null) continue;
     for (const b of d.map) if (b >= 0) rc[b] = (rc[b] ?? 0) + 1;
   }
+  for (const m of snap ?? []) for (const b of m ?? []) if (b >= 0) rc[b] = (rc[b] ?? 0) + 1;
   return rc;
 }
 
@@ -211,7 +242,7 @@ export function freeDataBlocks(c: ThinCtx, cfg: ThinCfg): number {
   const old = (c.staged ?? c.disk).rc;
   const committedUsed = old.filter((n) => n > 0).length;
   if (cfg.variant.profile === 'linux-3.14') return cfg.dblocks - committedUsed - c.core.allocs;
-  const cur = refcounts(c.core.devs, cfg.dblocks);
+  const cur = refcounts(c.core.devs, cfg.dblocks, c.core.snap);
   const newlyUsed = cur.filter((n, b) => n > 0 && (old[b] ?? 0) === 0).length;
   return cfg.dblocks - committedUsed - newlyUsed;
 }
@@ -219,7 +250,7 @@ export function freeDataBlocks(c: ThinCtx, cfg: ThinCfg): number {
 /** The view the in-core transaction would commit (the data space map as it stands in core). */
 export function coreView(c: ThinCtx, cfg: ThinCfg): View {
   const devs = c.core.devs.map((d) => (d === null ? null : { map: d.map, sh: d.sh }));
-  return { devs, tid: c.core.tid, held: c.core.held, snap: c.core.snap, rc: refcounts(devs, cfg.dblocks) };
+  return { devs, tid: c.core.tid, held: c.core.held, snap: c.core.snap, rc: refcounts(devs, cfg.dblocks, c.core.snap), mgrown: c.core.mgrown };
 }
 
 function setDev(c: ThinCtx, d: number, dev: CoreDev | null, markDirty = true): ThinCtx {
@@ -249,10 +280,10 @@ const durableFrom = (val: number) => (w: readonly number[]): readonly number[] =
  */
 export function allocBlock(c: ThinCtx, cfg: ThinCfg): number {
   if (cfg.variant.mutant === 'alloc-ignores-committed') {
-    const rc = refcounts(c.core.devs, cfg.dblocks);
+    const rc = refcounts(c.core.devs, cfg.dblocks, c.core.snap);
     return rc.findIndex((n) => n === 0);
   }
-  const rc = refcounts(c.core.devs, cfg.dblocks);
+  const rc = refcounts(c.core.devs, cfg.dblocks, c.core.snap);
   for (let b = c.core.begin; b < cfg.dblocks; b++) if (c.disk.rc[b] === 0 && rc[b] === 0) return b;
   return -1;
 }
@@ -548,6 +579,52 @@ function doCommit(cfg: ThinCfg) {
   return (c: ThinCtx): ThinCtx => end(doSbWrite(flushMeta(noEarlySb(begin(c)))));
 }
 
+/**
+ * A reserve_metadata_snap message racing a provisioning write (metasnap = 2): pool_message →
+ * process_reserve_metadata_snap_mesg runs dm-thin's commit(), the worker provisions (dev, vb), then
+ * dm_pool_reserve_metadata_snap pins the roots. Since 49e99fc7 the reserve commits again under
+ * root_lock, so the snapshot holds the racing write's mapping too (THIN-META-18).
+ */
+function doReserveRace(cfg: ThinCfg) {
+  const commitNow = doCommit(cfg);
+  const write = doWrite(cfg);
+  const reserve = doReserve(cfg);
+  return (c: ThinCtx, e: E): ThinCtx => {
+    if (e.type !== 'reserve_race') return c;
+    return reserve(write(commitNow(c), { type: 'write', dev: e.dev, vb: e.vb }));
+  };
+}
+
+function canReserveRace(cfg: ThinCfg) {
+  const commitNow = doCommit(cfg);
+  const write = canWrite(cfg);
+  return (c: ThinCtx, e: E): boolean =>
+    e.type === 'reserve_race' && cfg.metasnap === 2 && !c.core.held && write(commitNow(c), { type: 'write', dev: e.dev, vb: e.vb });
+}
+
+/**
+ * dm_pool_resize_metadata_dev (pool_preresume → maybe_resize_metadata_dev): the metadata space map
+ * grows to META_BLOCKS_GROWN; like a message, the commit that follows makes it durable.
+ */
+function doResizeMeta(c: ThinCtx): ThinCtx {
+  return { ...c, reply: 'ok', core: { ...c.core, mgrown: true, msgDirty: true } };
+}
+
+/**
+ * A metadata write fails inside dm_pool_commit_metadata: dm-thin's metadata_operation_failed →
+ * abort_transaction → dm_pool_abort_metadata drops the open transaction and reopens the metadata
+ * from the last committed superblock; open thin devices stay open. The data device is taken as
+ * flushed (the fixed commit flushes it first; under linux-3.14 this is an abstraction). The pool
+ * mode change that follows (read-only, needs_check) belongs to the thin-pool model.
+ */
+function doCommitFail(cfg: ThinCfg) {
+  return (c: ThinCtx): ThinCtx => {
+    const r = crashRecover(flushData(c), [], null, cfg);
+    const devs = r.core.devs.map((d, i) => (d === null ? null : { ...d, open: c.core.devs[i]?.open === true }));
+    return { ...r, core: { ...r.core, devs } };
+  };
+}
+
 // ---------------------------------------------------------------- crash
 
 /**
@@ -602,7 +679,7 @@ export function crashRecover(c: ThinCtx, keep: readonly number[], torn: number |
     want.push(row);
   }
   return {
-    core: { devs, tid: disk.tid, held: disk.held, snap: disk.snap, begin: 0, allocs: 0, msgDirty: false, sbDirty: false },
+    core: { devs, tid: disk.tid, held: disk.held, snap: disk.snap, begin: 0, allocs: 0, msgDirty: false, sbDirty: false, mgrown: disk.mgrown },
     disk,
     staged: null,
     nodesDurable: false,
@@ -634,13 +711,21 @@ function judgeRead(d: number, v: number, b: number, r: number, ok: readonly numb
 export type ThinMachine = DmMachine<ThinCtx, E>;
 
 export function thinPoolMachine(cfg: ThinCfg): ThinMachine {
+  const commitNow = doCommit(cfg);
   const msg = (update: (c: ThinCtx, e: E) => ThinCtx, extra?: (c: ThinCtx, e: E) => boolean): TransitionDef<ThinCtx, E>[] => [
-    {
-      label: 'ok → dirty',
-      guard: (c, e) => msgReady(c) && (extra?.(c, e) ?? true) && update(c, e).reply === 'ok',
-      target: 'dirty',
-      update,
-    },
+    cfg.autocommit === 1
+      ? {
+          label: 'ok, committed',
+          guard: (c, e) => msgReady(c) && (extra?.(c, e) ?? true) && update(c, e).reply === 'ok',
+          target: 'clean',
+          update: (c, e) => commitNow(update(c, e)),
+        }
+      : {
+          label: 'ok → dirty',
+          guard: (c, e) => msgReady(c) && (extra?.(c, e) ?? true) && update(c, e).reply === 'ok',
+          target: 'dirty',
+          update,
+        },
     { label: 'error', guard: (c, e) => msgReady(c) && (extra?.(c, e) ?? true), update },
   ];
   const write = canWrite(cfg);
@@ -671,6 +756,8 @@ export function thinPoolMachine(cfg: ThinCfg): ThinMachine {
     set_tid: msg(doSetTid, (_c, e) => e.type === 'set_tid' && e.next <= cfg.tids),
     reserve: msg(doReserve(cfg)),
     release: msg(doRelease(cfg)),
+    reserve_race: msg(doReserveRace(cfg), canReserveRace(cfg)),
+    resize_meta: msg(doResizeMeta, (c) => cfg.metaresize === 1 && !c.core.mgrown),
   };
   const crash: TransitionDef<ThinCtx, E> = {
     target: 'clean',
@@ -689,6 +776,8 @@ export function thinPoolMachine(cfg: ThinCfg): ThinMachine {
           ...ioStay,
           ...writes,
           crash,
+          // The superblock must not be dirty already: that case is the reserve finding (see spec).
+          commit_fail: { guard: (c: ThinCtx) => cfg.faults === 1 && !c.core.sbDirty, target: 'clean', update: doCommitFail(cfg), label: 'abort' },
           ...(phased
             ? {
                 commit_begin: [
@@ -722,7 +811,10 @@ export function thinEvents(cfg: ThinCfg): ThinEv[] {
     }
     out.push({ type: 'flush', dev: d });
   }
-  if (cfg.metasnap === 1) out.push({ type: 'reserve' }, { type: 'release' });
+  if (cfg.metasnap >= 1) out.push({ type: 'reserve' }, { type: 'release' });
+  if (cfg.metasnap === 2) for (const d of ids) for (const v of vbs) out.push({ type: 'reserve_race', dev: d, vb: v });
+  if (cfg.metaresize === 1) out.push({ type: 'resize_meta' });
+  if (cfg.faults === 1) out.push({ type: 'commit_fail' });
   if (cfg.phased === 1) out.push({ type: 'commit_begin' }, { type: 'meta_flush' }, { type: 'sb_write' }, { type: 'sb_flush' });
   else out.push({ type: 'commit' });
   return out;

@@ -9,18 +9,35 @@
 // superblock). A crash maps the machine's pending-write indices onto these groups and onto the data
 // device's cached writes, builds both crash images, and reopens the pool from them
 // (__open_metadata), so recovery is judged on what the implementation actually wrote.
+//
+// The events the implementation mutants of impl/thin/mutants.ts need: `resize_meta`
+// (dm_pool_resize_metadata_dev), `commit_fail` (a metadata write error inside
+// dm_pool_commit_metadata, then dm_pool_abort_metadata), `reserve_race` (a provisioning write
+// between dm-thin's commit() and dm_pool_reserve_metadata_snap), pool_message's commit after a
+// message (bound `autocommit`), and `run` kernel blocks per modelled block so a few modelled blocks
+// fill multi-level btrees. Implementation-only rules (selfCheck): the checker on the durable image
+// (THIN-META-16), a refused resize (THIN-META-17), a reserve that leaves changes uncommitted
+// (THIN-META-18), a failed commit's superblock on the device (THIN-META-1, -2).
 
 import type { Bounds, Ev, Gate, ImplAdapter, ImplHandle, Json, Variant } from '../../checker/model.js';
-import { BLOCK_SIZE, BlockDevice, SECTOR_SIZE } from '../../impl/block-device.js';
+import { BLOCK_SIZE, BlockDevice, IoError, SECTOR_SIZE } from '../../impl/block-device.js';
 import { ThinDataPath, dataCrashImage } from '../../impl/thin/data-path.js';
 import { THIN_METADATA_MUTANT_IDS } from '../../impl/thin/mutants.js';
-import { PoolMetadata } from '../../impl/thin/pool-metadata.js';
-import { checkMetadata } from '../../impl/thin/tools/check.js';
-import { heldRootInBuffer, type ThinEv } from '../../machines/thin/pool-txn.js';
+import { MetadataError, PoolMetadata } from '../../impl/thin/pool-metadata.js';
+import { checkMetadata, formatFindings } from '../../impl/thin/tools/check.js';
+import { heldRootInBuffer, META_BLOCKS, META_BLOCKS_GROWN, type ThinEv } from '../../machines/thin/pool-txn.js';
 import { thinBounds } from './bounds.js';
 
 /** Metadata device size for lockstep pools (4 KiB blocks); plenty for a handful of devices. */
-export const LOCKSTEP_METADATA_BLOCKS = 256;
+export const LOCKSTEP_METADATA_BLOCKS = META_BLOCKS;
+
+/** An implementation-only violation found by the adapter (selfCheck reports it). */
+export interface ImplFinding {
+  readonly spec: readonly string[];
+  readonly message: string;
+  /** The metadata image that shows it, when it is on-disk damage (thin_check gets this image). */
+  readonly image: BlockDevice | null;
+}
 
 interface Held {
   readonly block: number;
@@ -32,6 +49,17 @@ export class HoldingDevice extends BlockDevice {
   private holding = false;
   /** Writes in issue order, split at each FLUSH the holder saw. */
   private groups: Held[][] = [[]];
+  /** Injected write error: armed, then sticky on the first block written (and every retry of it). */
+  private failing: 'off' | 'armed' | number = 'off';
+
+  /** Fail the next write, and every later write to the same block. */
+  armWriteError(): void {
+    this.failing = 'armed';
+  }
+
+  disarmWriteError(): void {
+    this.failing = 'off';
+  }
 
   hold(): void {
     this.holding = true;
@@ -47,6 +75,8 @@ export class HoldingDevice extends BlockDevice {
   }
 
   override write(block: number, data: Uint8Array, fua = false): void {
+    if (this.failing === 'armed') this.failing = block;
+    if (this.failing === block) throw new IoError('write', block, `injected metadata write error on block ${block}`);
     if (!this.holding) {
       super.write(block, data, fua);
       return;
@@ -73,6 +103,9 @@ export class HoldingDevice extends BlockDevice {
   }
 }
 
+/** What a modelled block reads, or a mapping shows, when the kernel blocks of its run disagree. */
+const TORN_RUN = -2;
+
 /** Mirrors the machine's pending-write list, so crash indices can be mapped onto real writes. */
 type Entry = { readonly k: 'data'; readonly block: number } | { readonly k: 'meta' } | { readonly k: 'sb' } | { readonly k: 'sbheld' };
 
@@ -91,6 +124,9 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   private readonly dblocks: number;
   private readonly vblocks: number;
   private readonly devices: number;
+  private readonly autocommit: boolean;
+  /** Kernel blocks per modelled block: a modelled write, discard or data block is a run of them. */
+  private readonly run: number;
   private entries: Entry[] = [];
   private phase: Phase = 'idle';
   /** Held commit IO: groups[0] = btree/space-map blocks, groups[1] = the superblock. */
@@ -100,6 +136,8 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   private sbDirty = false;
   private reply: string | null = null;
   private broken: { spec: string[]; message: string } | null = null;
+  /** The first implementation-only violation a step showed (resize refused, failed-commit damage). */
+  private finding: ImplFinding | null = null;
   private durableCache: { key: number; json: Json; finding: { spec: string[]; message: string } | null } | null = null;
   private durableVersion = 0;
 
@@ -110,9 +148,11 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     this.dblocks = get('dblocks');
     this.vblocks = get('vblocks');
     this.devices = get('devices');
+    this.autocommit = get('autocommit') === 1;
+    this.run = get('run');
     this.meta = new HoldingDevice(LOCKSTEP_METADATA_BLOCKS);
-    const pmd = PoolMetadata.format(this.meta, { variant: this.variant, dataBlockSize: 128, nrDataBlocks: this.dblocks });
-    this.path = new ThinDataPath(pmd, new BlockDevice(this.dblocks), this.variant);
+    const pmd = PoolMetadata.format(this.meta, { variant: this.variant, dataBlockSize: 128, nrDataBlocks: this.dblocks * this.run });
+    this.path = new ThinDataPath(pmd, new BlockDevice(this.dblocks * this.run), this.variant);
   }
 
   apply(ev: Ev): void {
@@ -133,6 +173,8 @@ export class ThinImplHandle implements ImplHandle<Ev> {
         this.reply = this.path.message(e);
         // As the machine: only with the held root kept in the superblock buffer (heldRootInBuffer).
         if (heldRootInBuffer(this.machineVariant) && ((e.type === 'reserve' && this.reply === 'ok') || e.type === 'release')) this.sbDirty = true;
+        if (e.type === 'reserve') this.checkReserveCommitted(e);
+        this.afterMessage();
         return;
       case 'open':
         this.path.open(e.dev);
@@ -141,18 +183,39 @@ export class ThinImplHandle implements ImplHandle<Ev> {
         this.path.close(e.dev);
         return;
       case 'write':
-      case 'write_fua': {
-        const fua = e.type === 'write_fua';
-        const look = this.path.pmd.lookup(e.dev, e.vb);
-        const target = look !== null && !look.shared ? look.dataBlock : -1;
-        this.path.write(e.dev, e.vb, ++this.seq, fua);
-        const b = target >= 0 ? target : this.path.pmd.lookup(e.dev, e.vb)!.dataBlock;
-        if (fua) this.entries = this.entries.filter((x) => !(x.k === 'data' && x.block === b));
-        else this.entries.push({ k: 'data', block: b });
+      case 'write_fua':
+        this.write(e.dev, e.vb, e.type === 'write_fua');
         return;
-      }
+      case 'reserve_race':
+        // dm-thin's commit(), the racing worker's provisioning write, then the reserve itself.
+        this.path.commit();
+        this.sbDirty = false;
+        this.afterDataFlushByCommit();
+        this.write(e.dev, e.vb, false);
+        this.path.preCommit();
+        this.afterDataFlushByCommit();
+        this.reply = this.errno(() => this.path.pmd.reserveMetadataSnap());
+        if (this.reply === 'ok') this.sbDirty = true;
+        this.checkReserveCommitted(e);
+        this.afterMessage();
+        return;
+      case 'resize_meta':
+        if (this.meta.nrBlocks < META_BLOCKS_GROWN) this.meta.resize(META_BLOCKS_GROWN);
+        this.reply = this.errno(() => this.path.pmd.resizeMetadataDevice(META_BLOCKS_GROWN));
+        if (this.reply !== 'ok') {
+          this.finding ??= {
+            spec: ['THIN-META-17'],
+            message: `growing the metadata space map from ${META_BLOCKS} to ${META_BLOCKS_GROWN} blocks failed (${this.reply}) although the device has room`,
+            image: null,
+          };
+        }
+        this.afterMessage();
+        return;
+      case 'commit_fail':
+        this.commitFail();
+        return;
       case 'discard':
-        this.path.discard(e.dev, e.vb);
+        for (let i = 0; i < this.run; i++) this.path.discard(e.dev, e.vb * this.run + i);
         return;
       case 'flush':
         this.path.flush(e.dev);
@@ -202,6 +265,100 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     }
   }
 
+  /** A whole-block write through the data path; records the cached data write a crash may keep. */
+  private write(dev: number, vb: number, fua: boolean): void {
+    const first = vb * this.run;
+    const look = this.path.pmd.lookup(dev, first);
+    const target = look !== null && !look.shared ? look.dataBlock : -1;
+    const value = ++this.seq;
+    for (let i = 0; i < this.run; i++) this.path.write(dev, first + i, value, fua);
+    // The modelled data block: the run the first kernel block lands in.
+    const b = Math.floor((target >= 0 ? target : this.path.pmd.lookup(dev, first)!.dataBlock) / this.run);
+    if (fua) this.entries = this.entries.filter((x) => !(x.k === 'data' && x.block === b));
+    else this.entries.push({ k: 'data', block: b });
+  }
+
+  /**
+   * THIN-META-18: a successful reserve_metadata_snap commits the open transaction under the pool
+   * lock (49e99fc7), so no device may have uncommitted changes afterwards; otherwise the held root
+   * pins the trees of an older commit than the in-core view the message was sent against.
+   */
+  private checkReserveCommitted(e: Ev): void {
+    if (this.reply !== 'ok' || !this.path.pmd.changedThisTransaction()) return;
+    this.finding ??= {
+      spec: ['THIN-META-18'],
+      message: `${e.type} left uncommitted metadata changes: the held snapshot pins the roots of the previous commit, not the view the message was sent against`,
+      image: null,
+    };
+  }
+
+  /** With autocommit, pool_message's commit after a successful message. */
+  private afterMessage(): void {
+    if (!this.autocommit || this.reply !== 'ok') return;
+    this.path.commit();
+    this.sbDirty = false;
+    this.afterDataFlushByCommit();
+  }
+
+  /** Run a metadata call; a MetadataError becomes its '-ERRNO' reply. */
+  private errno(f: () => void): string {
+    try {
+      f();
+      return 'ok';
+    } catch (err) {
+      if (err instanceof MetadataError) return `-${err.errno}`;
+      throw err;
+    }
+  }
+
+  /**
+   * commit_fail: the commit's first metadata write fails (and every retry of that block): a btree
+   * or space-map block when the transaction changed any, else the superblock itself. dm-thin
+   * aborts (dm_pool_abort_metadata: the teardown writes back the dirty buffers, then the metadata
+   * is reopened from disk). THIN-META-2: the failed transaction's superblock must not reach the
+   * device, so block 0 must be what it was before the commit.
+   */
+  private commitFail(): void {
+    this.path.data.flush();
+    this.entries = [];
+    this.reply = null;
+    const sbBefore = this.meta.read(0).slice();
+    const pmd = this.path.pmd;
+    this.meta.armWriteError();
+    let committed = false;
+    let reopenError: string | null = null;
+    try {
+      pmd.commit();
+      committed = true;
+    } catch {
+      try {
+        pmd.abort();
+      } catch (err) {
+        reopenError = (err as Error).message;
+      }
+    }
+    this.meta.disarmWriteError();
+    this.durableVersion++;
+    if (committed) throw new Error('thin-metadata adapter: commit_fail armed a write error but the commit wrote nothing');
+    const sbAfter = this.meta.read(0);
+    const image = this.meta.snapshot();
+    if (!sbBefore.every((x, i) => sbAfter[i] === x)) {
+      const r = checkMetadata(image);
+      this.finding ??= {
+        spec: ['THIN-META-1', 'THIN-META-2'],
+        message: `the failed commit's superblock reached the metadata device (written back by the abort) although a block it names was never written${
+          r.ok ? '' : `; the image fails the checker: ${formatFindings(r).split('\n').slice(0, 2).join('; ')}`
+        }`,
+        image,
+      };
+    }
+    if (reopenError !== null) {
+      this.broken = { spec: ['THIN-META-1'], message: `after the failed commit the pool metadata cannot be reopened: ${reopenError}` };
+      return;
+    }
+    this.path = new ThinDataPath(pmd, this.path.data, this.variant);
+  }
+
   private afterDataFlushByCommit(): void {
     if (this.variant.profile !== 'linux-3.14') this.entries = this.entries.filter((x) => x.k !== 'data');
   }
@@ -220,7 +377,8 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     this.entries.forEach((x, i) => {
       const kept = keep.includes(i);
       if (x.k === 'data') {
-        if (kept) dataKeep.push(dataIdx);
+        // One modelled data write is `run` consecutive cached kernel writes.
+        if (kept) for (let r = 0; r < this.run; r++) dataKeep.push(dataIdx * this.run + r);
         dataIdx++;
       } else if (x.k === 'meta') metaLands = kept;
       else if (x.k === 'sbheld') heldLands = kept;
@@ -249,7 +407,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
       if (sbw) put(sbw, sbLands === 'torn');
     }
     const dataDev = dataCrashImage(this.path, dataKeep);
-    const metaDev = new HoldingDevice(LOCKSTEP_METADATA_BLOCKS, img);
+    const metaDev = new HoldingDevice(this.meta.nrBlocks, img);
     this.meta = metaDev;
     this.entries = [];
     this.groups = [];
@@ -282,18 +440,42 @@ export class ThinImplHandle implements ImplHandle<Ev> {
           };
     const devices = r.devices
       .filter((d) => d.id < this.devices)
-      .map((d) => ({ id: d.id, mappings: (d.mappings ?? []).map((m) => [m.vblock, m.dataBlock] as [number, number]) }));
+      .map((d) => ({ id: d.id, mappings: this.runs((d.mappings ?? []).map((m) => [m.vblock, m.dataBlock])) }));
     const held = (r.superblock?.heldRoot ?? 0) !== 0;
     let snapshot: Json = null;
     if (held) {
       const rs = checkMetadata(this.meta.crashImage([], null), { metadataSnap: true, skipSpaceMaps: true });
       snapshot = rs.devices
         .filter((d) => d.id < this.devices)
-        .map((d) => ({ id: d.id, mappings: (d.mappings ?? []).map((m) => [m.vblock, m.dataBlock] as [number, number]) }));
+        .map((d) => ({ id: d.id, mappings: this.runs((d.mappings ?? []).map((m) => [m.vblock, m.dataBlock])) }));
     }
     const json: Json = { tid: r.superblock?.transId ?? -1, held, devices, snapshot };
     this.durableCache = { key: this.durableVersion, json, finding };
     return this.durableCache;
+  }
+
+  /**
+   * Kernel-block mappings [vblock, dataBlock, ...flags] (ascending vblock) as the model's runs:
+   * [v, b, ...flags] when kernel blocks v*run+i map to b*run+i for every i with equal flags;
+   * anything else shows as [v, TORN_RUN], which no machine state projects to.
+   */
+  private runs(maps: readonly (readonly number[])[]): number[][] {
+    const R = this.run;
+    const out: number[][] = [];
+    for (let i = 0; i < maps.length; ) {
+      const [v0, b0, ...flags] = maps[i]!;
+      const v = Math.floor(v0! / R);
+      let whole = v0! % R === 0 && b0! % R === 0;
+      let j = i;
+      for (; j < maps.length && Math.floor(maps[j]![0]! / R) === v; j++) {
+        const [vj, bj, ...fj] = maps[j]!;
+        whole &&= vj === v0! + (j - i) && bj === b0! + (j - i) && fj.join() === flags.join();
+      }
+      whole &&= j - i === R;
+      out.push(whole ? [v, b0! / R, ...flags] : [v, TORN_RUN]);
+      i = j;
+    }
+    return out;
   }
 
   project(): Json {
@@ -301,19 +483,42 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     const pmd = this.path.pmd;
     const s = pmd.summary();
     const devices = s.devices.map((d) => {
-      const mappings = d.mappings.map(([v, b]) => {
-        const look = pmd.lookup(d.id, v);
-        return [v, b, look?.shared ? 1 : 0] as [number, number, number];
+      const mappings = this.runs(d.mappings.map(([v, b]) => [v, b, pmd.lookup(d.id, v)?.shared ? 1 : 0]));
+      const reads = Array.from({ length: this.vblocks }, (_, v) => {
+        const vals = new Set(Array.from({ length: this.run }, (_, i) => this.path.read(d.id, v * this.run + i)));
+        return vals.size === 1 ? [...vals][0]! : TORN_RUN;
       });
-      const reads = Array.from({ length: this.vblocks }, (_, v) => this.path.read(d.id, v));
-      return { id: d.id, mappedBlocks: d.mappedBlocks, mappings, reads };
+      return { id: d.id, mappedBlocks: d.mappedBlocks / this.run, mappings, reads };
     });
-    return { tid: s.transactionId, held: s.heldRoot !== 0, reply: this.reply, freeData: s.freeDataBlocks, devices, committed: this.durable().json };
+    const { snapshot, ...committed } = this.durable().json as { readonly snapshot: Json; readonly [k: string]: Json };
+    return {
+      tid: s.transactionId,
+      held: s.heldRoot !== 0,
+      reply: this.reply,
+      freeData: s.freeDataBlocks / this.run,
+      metaBlocks: pmd.metadataDevSize(),
+      devices,
+      committed,
+      snapshot,
+    };
   }
 
   selfCheck(): { readonly spec: readonly string[]; readonly message: string } | null {
-    if (this.broken) return this.broken;
-    return this.durable().finding;
+    // A finding explains a later breakage (a failed commit's superblock is why reopening fails).
+    return this.finding ?? this.broken ?? this.durable().finding;
+  }
+
+  /** The metadata device as a read sees it now (durable contents overlaid with cached writes). */
+  metadataImage(): BlockDevice {
+    return this.meta.snapshot();
+  }
+
+  /** The finding selfCheck reports, with the image that shows it (for thin_check in tests). */
+  implFinding(): ImplFinding | null {
+    if (this.finding) return this.finding;
+    if (this.broken) return { ...this.broken, image: this.meta.snapshot() };
+    const f = this.durable().finding;
+    return f === null ? null : { ...f, image: this.meta.crashImage([], null) };
   }
 }
 

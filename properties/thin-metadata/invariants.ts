@@ -15,17 +15,17 @@ function brokenUnder(id: string) {
 }
 
 function rcMismatch(v: View, what: string, n: number): string | null {
-  const want = refcounts(v.devs, n);
+  const want = refcounts(v.devs, n, v.snap);
   for (let b = 0; b < n; b++) {
     const got = v.rc[b] ?? 0;
     if (got < 0) return `${what}: data block ${b} has a negative refcount ${got}`;
-    if (got !== want[b]) return `${what}: the space map says data block ${b} has refcount ${got} but ${want[b]} mapping(s) reference it`;
+    if (got !== want[b]) return `${what}: the space map says data block ${b} has refcount ${got} but ${want[b]} mapping(s) (live and held snapshot) reference it`;
   }
   return null;
 }
 
 function sameView(a: View, b: View): boolean {
-  return JSON.stringify([a.devs, a.tid, a.held]) === JSON.stringify([b.devs, b.tid, b.held]);
+  return JSON.stringify([a.devs, a.tid, a.held, a.mgrown]) === JSON.stringify([b.devs, b.tid, b.held, b.mgrown]);
 }
 
 export function thinInvariants(cfg: ThinCfg): Invariant<S>[] {

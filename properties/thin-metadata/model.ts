@@ -7,6 +7,7 @@ import { machineSystem } from '../../checker/compose.js';
 import type { MState } from '../../checker/machine.js';
 import type { Bounds, Ev, Instance, Model, System, Variant } from '../../checker/model.js';
 import {
+  META_BLOCKS_GROWN,
   PROFILES,
   crashRecover,
   readCore,
@@ -20,8 +21,8 @@ import {
 } from '../../machines/thin/pool-txn.js';
 import { blockMachine } from '../../machines/thin/block.js';
 import { thinInvariants } from './invariants.js';
-import { thinMutants, thinShipped } from './mutants.js';
-import { thinProjection } from './projection.js';
+import { thinImplMutants, thinMutants, thinShipped } from './mutants.js';
+import { thinProjection, thinProjectionSpec } from './projection.js';
 import { thinBounds } from './bounds.js';
 import { THIN_METADATA_MUTANT_IDS } from '../../impl/thin/mutants.js';
 import { thinImplAdapter } from './adapter.js';
@@ -55,6 +56,9 @@ export function cfgOf(bounds: Bounds, variant: Variant): ThinCfg {
     close: get('close'),
     fua: get('fua'),
     phased: get('phased'),
+    metaresize: get('metaresize'),
+    faults: get('faults'),
+    autocommit: get('autocommit'),
     variant,
   };
 }
@@ -68,7 +72,7 @@ function stateKey(s: ThinState): string {
   const c = s.context;
   const dm = (d: { map: readonly number[]; sh: readonly number[] } | null): string => (d === null ? '_' : d.map.join(',') + '/' + d.sh.join(''));
   const snap = (x: ThinCtx['disk']['snap']): string => (x === null ? '' : x.map((m) => (m === null ? '_' : m.join(','))).join(';'));
-  const view = (v: ThinCtx['disk']): string => v.devs.map(dm).join(';') + '|' + v.tid + (v.held ? 'h' : '') + snap(v.snap) + '|' + v.rc.join(',');
+  const view = (v: ThinCtx['disk']): string => v.devs.map(dm).join(';') + '|' + v.tid + (v.held ? 'h' : '') + (v.mgrown ? 'g' : '') + snap(v.snap) + '|' + v.rc.join(',');
   const core = c.core.devs.map((d) => (d === null ? '_' : dm(d) + (d.open ? 'o' : '') + (d.changed ? 'c' : ''))).join(';');
   const pend = c.pending.map((p) => (p.k === 'data' ? `${p.b}=${p.v}` : p.k)).join(',');
   const fua = c.fuaWait.map((f) => `${f.d}.${f.v}=${f.val}`).join(',');
@@ -77,7 +81,7 @@ function stateKey(s: ThinState): string {
   return [
     s.value[0],
     core,
-    `${c.core.tid}${c.core.held ? 'h' : ''}${snap(c.core.snap)}${c.core.msgDirty ? 'm' : ''}${c.core.sbDirty ? 's' : ''}@${c.core.begin}+${c.core.allocs}`,
+    `${c.core.tid}${c.core.held ? 'h' : ''}${snap(c.core.snap)}${c.core.msgDirty ? 'm' : ''}${c.core.sbDirty ? 's' : ''}${c.core.mgrown ? 'g' : ''}@${c.core.begin}+${c.core.allocs}`,
     view(c.disk),
     c.staged === null ? '-' : view(c.staged),
     c.nodesDurable ? 'N' : 'n',
@@ -101,7 +105,7 @@ function describe(s: ThinState): string {
     .filter((x) => x !== null)
     .join(' ');
   const pend = c.pending.map((p) => (p.k === 'data' ? `d${p.b}=${p.v}` : p.k)).join(',');
-  return `${s.value[0]} tid=${c.core.tid}${c.core.held ? ' held' : ''} core{${devs}} disk{${disk}} data[${c.data.join(',')}] cache[${pend}]${
+  return `${s.value[0]} tid=${c.core.tid}${c.core.held ? ' held' : ''}${c.core.mgrown ? ` metadata=${META_BLOCKS_GROWN}blocks` : ''} core{${devs}} disk{${disk}} data[${c.data.join(',')}] cache[${pend}]${
     c.broken ? ` BROKEN ${c.broken.spec.join('/')}` : ''
   }`;
 }
@@ -120,6 +124,7 @@ export function thinInstance(bounds: Bounds, variant: Variant): Instance<ThinSta
     describe,
     valueOf: (s) => s.value[0]!,
     project: (s) => thinProjection(s.context, cfg),
+    projectionSpec: thinProjectionSpec,
     crash: {
       volatileWrites: (s) => s.context.pending.length,
       // Metadata blocks can tear (then fail their checksum); data tears are not modelled.
@@ -139,7 +144,7 @@ export const thinMetadataModel: Model<ThinState, Ev> = {
   profiles: PROFILES,
   defaultProfile: 'linux-3.14',
   bounds: thinBounds,
-  mutants: thinMutants,
+  mutants: [...thinMutants, ...thinImplMutants],
   shipped: thinShipped,
   machines: [thinPoolMachine(cfgOf({}, { profile: 'fixed', mutant: null })), blockMachine],
   instance: thinInstance,

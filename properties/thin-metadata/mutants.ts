@@ -3,7 +3,8 @@
 // drivers/md/persistent-data/dm-space-map-disk.c sm_disk_new_block, drivers/md/dm-thin.c
 // overwrite_endio / process_prepared_mapping / commit.
 
-import type { MutantInfo, ShippedDefect } from '../../checker/model.js';
+import type { Bounds, MutantInfo, ShippedDefect } from '../../checker/model.js';
+import { thinMetadataMutants } from '../../impl/thin/mutants.js';
 
 export const thinMutants: readonly MutantInfo[] = [
   {
@@ -51,6 +52,16 @@ export const thinShipped: readonly ShippedDefect[] = [
     bounds: { metasnap: 1 },
   },
   {
+    id: 'release-leaks-snapshot-trees',
+    title: 'release_metadata_snap only decrements the snapshot roots, so the tree blocks the snapshot alone still references leak (dm-thin.md §10 #20)',
+    profile: 'linux-3.14',
+    fix: '7f518ad0a212e2a6fd68630e176af1de395070a7 dm thin metadata: delete btrees when releasing metadata snapshot',
+    breaks: ['THIN-META-4', 'THIN-META-16'],
+    killedBy: ['lockstep'],
+    // No data writes, so the 3.14 data-flush hole (#24) cannot be found first.
+    bounds: { metasnap: 1, autocommit: 1, phased: 0, devices: 2, dblocks: 1, writes: 0, fua: 0 },
+  },
+  {
     id: 'no-data-flush-before-commit',
     title: 'a commit makes durable a mapping whose data is still in the data device cache (dm-thin.md §10 #24)',
     profile: 'linux-3.14',
@@ -69,3 +80,38 @@ export const thinShipped: readonly ShippedDefect[] = [
     bounds: { fua: 2 },
   },
 ];
+
+/**
+ * The bounds under which the lockstep runner reaches each implementation mutant of
+ * impl/thin/mutants.ts. Atomic commits (phased = 0) where the mutant is not about commit ordering:
+ * the four-step commit only adds crash points the mutant does not need. Mutants not listed are not
+ * reachable through this model's events (see the spec).
+ */
+const IMPL_MUTANT_BOUNDS: Readonly<Record<string, Bounds>> = {
+  'thin-08-sm-extend-single-pass': { metaresize: 1, autocommit: 1, phased: 0 },
+  'thin-09-extend-nr-blocks-late': { metaresize: 1, autocommit: 1, phased: 0 },
+  // A change after reserve (create, delete, snap) shadows tree blocks the snapshot shares; a shallow
+  // release leaks them. Two device ids give the runner several such paths (none missed in 30 seeds).
+  'thin-20-release-shallow-dec': { metasnap: 1, autocommit: 1, phased: 0, devices: 2, dblocks: 1, writes: 0, fua: 0 },
+  'thin-21-reserve-no-commit': { metasnap: 2, autocommit: 1, phased: 0, devices: 1 },
+  'thin-22-sb-before-flush': { faults: 1, phased: 0 },
+  'thin-26-alloc-stale-cursor': { vblocks: 2, dblocks: 2, phased: 0 },
+  'thin-27-roots-before-precommit': { phased: 0 },
+  'thin-28-free-count-drift': { phased: 0 },
+  // One run of 256 kernel blocks overflows a 252-entry btree leaf (two leaves under one root);
+  // discarding the run empties both leaves, which only rebalancing folds back into the root.
+  'btree-remove-no-rebalance': { run: 256, devices: 1, vblocks: 1, dblocks: 1, writes: 1, fua: 0, autocommit: 1, phased: 0 },
+};
+
+/**
+ * Lockstep runs a mutant's path needs (five specific steps out of many candidates): measured over
+ * 30 seeds, btree-remove-no-rebalance was missed 4 times at 300 runs and never at 1000.
+ */
+const IMPL_MUTANT_RUNS: Readonly<Record<string, number>> = { 'btree-remove-no-rebalance': 1000 };
+
+/** Implementation mutants the lockstep runner must kill, with the bounds that reach them. */
+export const thinImplMutants: readonly MutantInfo[] = thinMetadataMutants.flatMap((m) => {
+  const bounds = IMPL_MUTANT_BOUNDS[m.id];
+  const runs = IMPL_MUTANT_RUNS[m.id];
+  return bounds === undefined ? [] : [{ ...m, killedBy: ['lockstep' as const], bounds, ...(runs !== undefined ? { runs } : {}) }];
+});
