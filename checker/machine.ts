@@ -268,22 +268,8 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
   private fire(s: MState<C>, ix: readonly number[], plan: Plan<C, E>, e: E): MState<C> | null {
     const regions = plan.regions;
     if (regions.length === 1) {
-      // Most events move one region: no per-region choice to remember.
-      const r = regions[0]!;
-      const cands = plan.byState[0]![ix[r]!];
-      if (cands === undefined) return null;
-      for (let k = 0; k < cands.length; k++) {
-        const t = cands[k]!;
-        if (t.guard !== undefined && !t.guard(s.context, e)) continue;
-        const context = t.update !== undefined ? t.update(s.context, e) : s.context;
-        if (t.target < 0 || t.target === ix[r]) return new MachineState(s.value, context, ix);
-        const nix = ix.slice();
-        const value = s.value.slice();
-        nix[r] = t.target;
-        value[r] = this.stateNames[r]![t.target]!;
-        return new MachineState(value, context, nix);
-      }
-      return null;
+      const cands = plan.byState[0]![ix[regions[0]!]!];
+      return cands === undefined ? null : this.fireOne(s, ix, regions[0]!, cands, e);
     }
     const chosen = this.scratch;
     let any = false;
@@ -322,6 +308,22 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
     return new MachineState(value, context, nix);
   }
 
+  /** Most events move one region (r): its first enabled candidate, with no per-region choice to remember. */
+  private fireOne(s: MState<C>, ix: readonly number[], r: number, cands: readonly CompiledTransition<C, E>[], e: E): MState<C> | null {
+    for (let k = 0; k < cands.length; k++) {
+      const t = cands[k]!;
+      if (t.guard !== undefined && !t.guard(s.context, e)) continue;
+      const context = t.update !== undefined ? t.update(s.context, e) : s.context;
+      if (t.target < 0 || t.target === ix[r]) return new MachineState(s.value, context, ix);
+      const nix = ix.slice();
+      const value = s.value.slice();
+      nix[r] = t.target;
+      value[r] = this.stateNames[r]![t.target]!;
+      return new MachineState(value, context, nix);
+    }
+    return null;
+  }
+
   /**
    * Every enabled event of a fixed event list, in list order, with its successor: what stepping
    * each event would give, without trying the events no region's current state has a transition
@@ -337,6 +339,30 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
         });
       });
     });
+    // When every event moves one region and the list is ordered by region (each thread's events
+    // together, as models list them), list order is region order: walk each region's current state's
+    // events directly.
+    let lastRegion = -1;
+    const direct = plans.every((p) => {
+      if (p === null) return true;
+      if (p.regions.length !== 1 || p.regions[0]! < lastRegion) return false;
+      lastRegion = p.regions[0]!;
+      return true;
+    });
+    if (direct) {
+      const table = takers.map((perState) => perState.map((js, st) => js.map((j) => ({ e: events[j]!, cands: plans[j]!.byState[0]![st]! }))));
+      return (s, emit) => {
+        const ix = this.indicesOf(s);
+        for (let r = 0; r < ix.length; r++) {
+          const here = table[r]![ix[r]!]!;
+          for (let k = 0; k < here.length; k++) {
+            const { e, cands } = here[k]!;
+            const next = this.fireOne(s, ix, r, cands, e);
+            if (next !== null) emit(e, next);
+          }
+        }
+      };
+    }
     const byRegionState = takers.map((perState) => perState.map((js) => Int32Array.from(js)));
     const mark = new Int32Array(events.length);
     let stamp = 0;

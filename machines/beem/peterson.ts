@@ -10,65 +10,49 @@
 
 import { at, byte, dveSystem, setAt, type DveProcess, type DveSystem } from './dve.js';
 
-export interface PetersonLocal {
-  readonly j: number;
-  readonly k: number;
-}
-
 export interface PetersonCtx {
   readonly pos: readonly number[];
   readonly step: readonly number[];
-  /** Locals of P_i at index i. */
-  readonly local: readonly PetersonLocal[];
+  /** The locals of P_i (DVE `byte j, k`) at index i: a flat state vector, as DVE keeps it. */
+  readonly j: readonly number[];
+  readonly k: readonly number[];
 }
 
 export const PETERSON_1_N = 3;
 
-function withLocal(c: PetersonCtx, i: number, l: PetersonLocal): PetersonCtx {
-  const local = c.local.slice();
-  local[i] = l;
-  return { pos: c.pos, step: c.step, local };
-}
-
+// Effects build the next context as one literal over the unchanged arrays (the state vector's
+// other variables are shared, not copied).
 function proc(i: number, n: number): DveProcess<PetersonCtx> {
-  const me = (c: PetersonCtx): PetersonLocal => c.local[i]!;
   return {
     name: `P_${i}`,
     states: ['NCS', 'CS', 'wait', 'q2', 'q3'],
     init: 'NCS',
     trans: [
       // NCS -> wait: start at level 1.
-      { from: 'NCS', to: 'wait', effect: (c) => withLocal(c, i, { j: 1, k: me(c).k }) },
+      { from: 'NCS', to: 'wait', effect: (c) => ({ pos: c.pos, step: c.step, j: setAt(c.j, i, 1), k: c.k }) },
       // wait -> q2: announce the level.
-      { from: 'wait', to: 'q2', guard: (c) => me(c).j < n, effect: (c) => ({ ...c, pos: setAt(c.pos, i, me(c).j) }) },
+      { from: 'wait', to: 'q2', guard: (c) => at(c.j, i) < n, effect: (c) => ({ pos: setAt(c.pos, i, at(c.j, i)), step: c.step, j: c.j, k: c.k }) },
       // q2 -> q3: become the level's victim, start the scan.
-      {
-        from: 'q2',
-        to: 'q3',
-        effect: (c) => {
-          const d = { ...c, step: setAt(c.step, me(c).j - 1, i) };
-          return withLocal(d, i, { j: me(d).j, k: 0 });
-        },
-      },
+      { from: 'q2', to: 'q3', effect: (c) => ({ pos: c.pos, step: setAt(c.step, at(c.j, i) - 1, i), j: c.j, k: setAt(c.k, i, 0) }) },
       // q3 -> q3: process k is no threat (it is me, or below my level).
       {
         from: 'q3',
         to: 'q3',
         guard: (c) => {
-          const { j, k } = me(c);
-          return k < n && (k === i || at(c.pos, k) < j);
+          const k = at(c.k, i);
+          return k < n && (k === i || at(c.pos, k) < at(c.j, i));
         },
-        effect: (c) => withLocal(c, i, { j: me(c).j, k: byte(me(c).k + 1) }),
+        effect: (c) => ({ pos: c.pos, step: c.step, j: c.j, k: setAt(c.k, i, byte(at(c.k, i) + 1)) }),
       },
       // q3 -> wait: someone else became the victim, or the scan found nobody ahead; climb.
       {
         from: 'q3',
         to: 'wait',
-        guard: (c) => at(c.step, me(c).j - 1) !== i || me(c).k === n,
-        effect: (c) => withLocal(c, i, { j: byte(me(c).j + 1), k: me(c).k }),
+        guard: (c) => at(c.step, at(c.j, i) - 1) !== i || at(c.k, i) === n,
+        effect: (c) => ({ pos: c.pos, step: c.step, j: setAt(c.j, i, byte(at(c.j, i) + 1)), k: c.k }),
       },
-      { from: 'wait', to: 'CS', guard: (c) => me(c).j === n },
-      { from: 'CS', to: 'NCS', effect: (c) => ({ ...c, pos: setAt(c.pos, i, 0) }) },
+      { from: 'wait', to: 'CS', guard: (c) => at(c.j, i) === n },
+      { from: 'CS', to: 'NCS', effect: (c) => ({ pos: setAt(c.pos, i, 0), step: c.step, j: c.j, k: c.k }) },
     ],
   };
 }
@@ -77,6 +61,6 @@ function proc(i: number, n: number): DveProcess<PetersonCtx> {
 export function petersonSystem(n: number = PETERSON_1_N): DveSystem<PetersonCtx> {
   if (!Number.isInteger(n) || n < 2) throw new Error(`peterson needs at least 2 processes, got ${n}`);
   const zeros = (): number[] => new Array<number>(n).fill(0);
-  const ctx: PetersonCtx = { pos: zeros(), step: zeros(), local: Array.from({ length: n }, () => ({ j: 0, k: 0 })) };
+  const ctx: PetersonCtx = { pos: zeros(), step: zeros(), j: zeros(), k: zeros() };
   return dveSystem<PetersonCtx>('peterson', ctx, Array.from({ length: n }, (_, i) => proc(i, n)));
 }
