@@ -11,12 +11,17 @@ import { checkMetadata, formatFindings } from './check.js';
 import { MetadataDamagedError, dumpXml, emitXml } from './dump.js';
 import { parseXml } from './xml.js';
 
-const KERNEL = '/work/shared/corpus/thin-kernel-images';
-const SAMPLES = '/work/shared/corpus/thin-samples';
+import { corpusDir } from '../../../properties/shared-corpus.js';
+
+const kernelCorpus = corpusDir('thin-kernel-images');
+const samplesCorpus = corpusDir('thin-samples');
+const KERNEL = 'dir' in kernelCorpus ? kernelCorpus.dir : '';
+const SAMPLES = 'dir' in samplesCorpus ? samplesCorpus.dir : '';
+if ('skip' in kernelCorpus) console.warn(`skipping the thin metadata corpus tests: ${kernelCorpus.skip}`);
 
 const load = (path: string): BlockDevice => BlockDevice.fromBuffer(gunzipSync(readFileSync(path)));
 
-describe('kernel-written images (thin-kernel-images)', () => {
+describe.skipIf(KERNEL === '')('kernel-written images (thin-kernel-images)', () => {
   const good = [
     'tmeta',
     'tmeta_with_metadata_snap',
@@ -53,7 +58,7 @@ describe('kernel-written images (thin-kernel-images)', () => {
   });
 });
 
-describe('thin-samples corpus', () => {
+describe.skipIf(SAMPLES === '')('thin-samples corpus', () => {
   // expected checker verdict: false where thin_check rejects, and for the two 0.9.0 blind spots
   const verdict: Record<string, boolean> = {
     'small.restore': true,
