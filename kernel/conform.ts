@@ -56,13 +56,12 @@ export const KNOWN_DIFFERENCES: readonly KnownDifference[] = [
   // The model's abstract metadata accounting (one block per mapping, MD_RESERVE) runs out at
   // allocation and enters out-of-metadata-space (status ro, no needs_check); the 6.1 kernel with 16
   // metadata blocks fails the commit itself and aborts: read-only + needs_check (3ab91828's reserve
-  // does not cover a full commit at this size). The recorded run also predates the harness fix
-  // that reuses the metadata device when the pool is re-created (step 12: EBUSY from that create).
+  // does not cover a full commit at this size). The abort rolls the kernel back to the last
+  // commit, where block 0 was not yet mapped, so step 4's write needs an allocation.
   ...[3, 4, 5, 6, 7, 8].map((step): KnownDifference => ({ scenario: 'oom-meta', step, field: 'needsCheck', profile: 'fixed', commit: 'model abstraction (metadata accounting)', why: 'the kernel aborted a failed commit (needs_check); the model entered out-of-metadata-space' })),
-  { scenario: 'oom-meta', step: 4, field: 'result', profile: 'fixed', commit: 'model abstraction (metadata accounting)', why: 'the model has space for the overwrite in out-of-metadata-space; the kernel is read-only after the abort and errors it' },
+  { scenario: 'oom-meta', step: 4, field: 'result', profile: 'fixed', commit: 'model abstraction (metadata accounting)', why: 'the model keeps block 0 mapped and overwrites it; the kernel aborted back to a commit without that mapping, and read-only mode cannot allocate' },
   { scenario: 'oom-meta', step: 8, field: 'mode', profile: 'fixed', commit: "07f2b6e0 'dm thin: ensure user takes action to validate data and metadata consistency'", why: 'with needs_check the kernel refuses write mode and the metadata grow until repaired; the model had no needs_check' },
   { scenario: 'oom-meta', step: 8, field: 'metaTotal', profile: 'fixed', commit: "07f2b6e0 'dm thin: ensure user takes action to validate data and metadata consistency'", why: 'as step 8 mode' },
-  { scenario: 'oom-meta', step: 12, field: 'result', profile: 'fixed', commit: 'harness (fixed after recording)', why: 'the recorded guest script re-created the existing metadata device (EBUSY); the pool itself was created' },
   { scenario: 'meta-write-error', step: 6, field: 'result', profile: 'linux-3.14', commit: "'dm thin: don't allow messages to be sent to a pool target in READ_ONLY or FAIL mode'", why: '3.14 tries the message against read-only metadata and fails it with another errno' },
 ];
 

@@ -50,9 +50,10 @@ export interface KCase {
   readonly maxDataBlocks: number;
   /** Largest metadata size (4 KiB blocks). */
   readonly maxMetaBlocks: number;
-  /** Moves a lot of emulated IO: runs in its own VM boot so the light cases finish first. */
-  readonly slow?: boolean;
-  /** Guest watchdog for this case, seconds. */
+  /**
+   * Guest watchdog for this case, seconds of guest time (= host wall time under TCG). It costs
+   * nothing unless the case hangs, so it is sized for a heavily loaded host, not a quiet one.
+   */
   readonly limitSec: number;
   readonly events: readonly KEvent[];
 }

@@ -1,6 +1,6 @@
 // The conformance cases: each is one pool's life as dmcheck events, run on the real kernel
 // (guest.ts) and through the reference implementation (model-run.ts). Sizes are small so that a
-// whole batch runs in one boot of the emulated VM. Data block = 128 sectors (64 KiB).
+// whole batch runs in one or two boots of the emulated VM (record.ts packs them). Data block = 128 sectors (64 KiB).
 
 import type { KCase, KEvent, PoolTable } from './scenario.js';
 
@@ -20,7 +20,7 @@ export const CASES: readonly KCase[] = [
   {
     name: 'oods-error',
     title: 'error_if_no_space: running out of data space fails new allocations at once; a grow returns the pool to write mode',
-    blockSectors: BS, maxDataBlocks: 128, maxMetaBlocks: 256, limitSec: 60,
+    blockSectors: BS, maxDataBlocks: 128, maxMetaBlocks: 256, limitSec: 120,
     events: [
       create(pool(64, 256, ['error_if_no_space'])),
       msg('create_thin 0'),
@@ -37,7 +37,7 @@ export const CASES: readonly KCase[] = [
   {
     name: 'oods-queue-grow',
     title: 'queue_if_no_space: a write past the end of data space is held until a grow releases it',
-    blockSectors: BS, maxDataBlocks: 64, maxMetaBlocks: 256, limitSec: 60,
+    blockSectors: BS, maxDataBlocks: 64, maxMetaBlocks: 256, limitSec: 120,
     events: [
       create(pool(32, 256)),
       msg('create_thin 0'),
@@ -54,7 +54,7 @@ export const CASES: readonly KCase[] = [
   {
     name: 'oods-timeout',
     title: 'queue_if_no_space ended by no_space_timeout: the held write fails with ENOSPC and later ones fail at once',
-    blockSectors: BS, maxDataBlocks: 64, maxMetaBlocks: 256, limitSec: 60,
+    blockSectors: BS, maxDataBlocks: 64, maxMetaBlocks: 256, limitSec: 120,
     events: [
       { type: 'set_no_space_timeout', seconds: 2 },
       create(pool(32, 256)),
@@ -74,7 +74,7 @@ export const CASES: readonly KCase[] = [
     name: 'oom-meta',
     title: 'metadata exhaustion: the commit fails, the pool goes read-only with needs_check; repair offline, then grow',
     // 16 metadata blocks fill after a few hundred mappings, which keeps the emulated IO small
-    blockSectors: BS, maxDataBlocks: 2048, maxMetaBlocks: 1024, limitSec: 180, slow: true,
+    blockSectors: BS, maxDataBlocks: 2048, maxMetaBlocks: 1024, limitSec: 120,
     events: [
       create(pool(2048, 16, ['skip_block_zeroing', 'error_if_no_space'], 16)),
       msg('create_thin 0'),
@@ -97,7 +97,7 @@ export const CASES: readonly KCase[] = [
   {
     name: 'resize',
     title: 'metadata and data resize by table reload; a data shrink is refused at resume',
-    blockSectors: BS, maxDataBlocks: 128, maxMetaBlocks: 1024, limitSec: 60,
+    blockSectors: BS, maxDataBlocks: 128, maxMetaBlocks: 1024, limitSec: 120,
     events: [
       create(pool(64, 256)),
       msg('create_thin 0'),
@@ -115,7 +115,7 @@ export const CASES: readonly KCase[] = [
   {
     name: 'snapshots',
     title: 'snapshots share blocks until written; delete frees only unshared blocks; message errors',
-    blockSectors: BS, maxDataBlocks: 128, maxMetaBlocks: 256, limitSec: 60,
+    blockSectors: BS, maxDataBlocks: 128, maxMetaBlocks: 256, limitSec: 120,
     events: [
       create(pool(128, 256)),
       msg('create_thin 0'),
@@ -142,7 +142,7 @@ export const CASES: readonly KCase[] = [
   {
     name: 'txid-metasnap',
     title: 'set_transaction_id checks the old id; reserve/release_metadata_snap holds a metadata root',
-    blockSectors: BS, maxDataBlocks: 64, maxMetaBlocks: 256, limitSec: 60,
+    blockSectors: BS, maxDataBlocks: 64, maxMetaBlocks: 256, limitSec: 120,
     events: [
       create(pool(64, 256)),
       msg('set_transaction_id 0 1'),
@@ -162,7 +162,7 @@ export const CASES: readonly KCase[] = [
   {
     name: 'meta-write-error',
     title: 'a metadata write error (dm-flakey error_writes) during commit aborts the transaction',
-    blockSectors: BS, maxDataBlocks: 64, maxMetaBlocks: 256, limitSec: 60,
+    blockSectors: BS, maxDataBlocks: 64, maxMetaBlocks: 256, limitSec: 120,
     events: [
       create(pool(64, 256)),
       msg('create_thin 0'),

@@ -2,7 +2,8 @@
 // with `apt-get download` and unpacks it with `dpkg -x` (never installs it), runs depmod on the
 // unpacked tree, and builds the base initramfs (busybox, dmsetup, pdata_tools, the dm modules and
 // our PID-1 init) in memory. The guest kernel is whatever Debian ships for linux-image-cloud-amd64
-// (6.1 on bookworm) unless DMCHECK_KERNEL_PKG names one.
+// (6.1 on bookworm) unless DMCHECK_KERNEL_PKG names one; the recorder prefers the release the
+// golden records name, so a new Debian kernel upload does not silently change the oracle.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
@@ -63,9 +64,19 @@ export function ensureHostPackages(install: boolean, log: (l: string) => void): 
   execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env, stdio: 'ignore' });
 }
 
-function kernelPackage(): string {
+/** Whether apt knows a package (from the indexes of the last apt-get update). */
+function aptHas(pkg: string): boolean {
+  return spawnSync('apt-cache', ['show', '--no-all-versions', pkg], { encoding: 'utf8' }).status === 0;
+}
+
+function kernelPackage(prefer: string | null, log: (l: string) => void): string {
   const fromEnv = process.env['DMCHECK_KERNEL_PKG'];
   if (fromEnv) return fromEnv;
+  if (prefer) {
+    const pkg = `linux-image-${prefer}`;
+    if (aptHas(pkg)) return pkg;
+    log(`the golden records were made with ${prefer}, which apt no longer offers: using the current cloud kernel`);
+  }
   const out = run('apt-cache', ['depends', 'linux-image-cloud-amd64']);
   const m = /Depends: (linux-image-[^\s]+)/.exec(out);
   if (!m?.[1]) throw new Error('apt-cache knows no linux-image-cloud-amd64 dependency: run apt-get update, or set DMCHECK_KERNEL_PKG=linux-image-<abi>');
@@ -160,10 +171,10 @@ function baseEntries(modules: readonly string[]): CpioEntry[] {
 }
 
 /** Everything needed to boot the oracle VM; cached under cacheDir() apart from the initramfs. */
-export function setupKernel(opts: { install: boolean; log: (l: string) => void }): KernelSetup {
+export function setupKernel(opts: { install: boolean; log: (l: string) => void; prefer?: string | null }): KernelSetup {
   ensureHostPackages(opts.install, opts.log);
   const dir = cacheDir();
-  const pkg = kernelPackage();
+  const pkg = kernelPackage(opts.prefer ?? null, opts.log);
   const { kroot, kver } = ensureKernelTree(dir, pkg, opts.log);
   const modules = moduleOrder(kroot, kver);
   const baseInitrd = buildCpioGz(baseEntries(modules));

@@ -4,7 +4,7 @@
 //   npx tsx scripts/conform.ts --record [SCENARIO...]   re-run the kernel and rewrite kernel/golden/
 //   npx tsx scripts/conform.ts --reparse [SCENARIO...]  re-derive the golden steps from the stored guest logs
 // Needs for --vm/--record: qemu-system-x86 busybox-static dmsetup thin-provisioning-tools kmod
-// (DMCHECK_VM_INSTALL=1 installs them with apt-get).
+// (DMCHECK_VM_INSTALL=1 installs them with apt-get). DMCHECK_VMS sets how many VMs run side by side.
 
 import { runConformance } from '../kernel/conform.js';
 import { readGolden, writeGolden } from '../kernel/golden.js';
@@ -18,7 +18,9 @@ const log = (l: string): void => console.error(l);
 if (args.includes('--record')) {
   const r = await runKernelCases(findCases(names), log);
   for (const g of r.cases) writeGolden(g);
-  console.log(`recorded ${r.cases.length} golden record(s) in kernel/golden/`);
+  const vmSeconds = r.cases.reduce((a, g) => a + g.record.vmSeconds, 0);
+  console.log(`recorded ${r.cases.length} golden record(s) in kernel/golden/: ${r.wallSeconds.toFixed(1)}s wall in ${r.runs.length} VM(s), ` +
+    `${(vmSeconds / Math.max(1, r.cases.length)).toFixed(1)} VM s/case, ${((r.cases.length * 60) / r.wallSeconds).toFixed(1)} cases/min`);
 } else if (args.includes('--reparse')) {
   for (const c of findCases(names)) {
     const g = readGolden(c.name);

@@ -8,6 +8,9 @@ import { layoutCases, renderCase } from '../../kernel/guest.js';
 import { commitShape, crashImages, epochs, LW_FLUSH, LW_MAGIC, LW_MARK, parseLogWrites } from '../../kernel/logwrites.js';
 import { errnoOf, parseCaseLog, parsePoolStatus } from '../../kernel/parse.js';
 import { CASES } from '../../kernel/scenarios.js';
+import { batches, estimateSeconds } from '../../kernel/record.js';
+import { hostWatchdog } from '../../kernel/vm.js';
+import { INIT_SCRIPT } from '../../kernel/guest.js';
 import { readTar } from '../../kernel/tar.js';
 
 describe('pool status parsing (dm-thin pool_status field order)', () => {
@@ -72,6 +75,31 @@ describe('initramfs and results transport', () => {
       expect(b.metaOffset).toBe(a.metaOffset + a.metaSectors);
       expect(b.dataOffset).toBe(a.dataOffset + a.dataSectors);
     }
+  });
+});
+
+describe('packing cases into parallel VMs and the watchdogs', () => {
+  it('splits the cases into balanced batches, each case once, in a deterministic order', () => {
+    const two = batches(CASES, 2);
+    expect(two.length).toBe(2);
+    expect(two.flat().map((c) => c.name).sort()).toEqual(CASES.map((c) => c.name).sort());
+    expect(batches(CASES, 2).map((b) => b.map((c) => c.name))).toEqual(two.map((b) => b.map((c) => c.name)));
+    const [a = 0, b = 0] = two.map((bt) => bt.reduce((s, c) => s + estimateSeconds(c), 0));
+    const biggest = Math.max(...CASES.map(estimateSeconds));
+    expect(Math.abs(a - b)).toBeLessThanOrEqual(biggest);
+    // within a batch the cases keep the suite's order
+    for (const bt of two) expect(bt.map((c) => CASES.indexOf(c))).toEqual([...bt.map((c) => CASES.indexOf(c))].sort((x, y) => x - y));
+    expect(batches(CASES, 1)).toEqual([[...CASES]]);
+  });
+  it('bounds a hung guest: a host deadline per phase, never the sum over the batch', () => {
+    const w = hostWatchdog(CASES);
+    expect(w.bootSec).toBeGreaterThan(0);
+    CASES.forEach((c, i) => expect(w.caseSec(i)).toBe(c.limitSec + w.slackSec));
+  });
+  it('the guest init waits for each case without a polling loop and marks a case that overran', () => {
+    expect(INIT_SCRIPT).toContain('read -t $limit x <&3');
+    expect(INIT_SCRIPT).toContain('echo watchdog > /out/$c/rc');
+    expect(INIT_SCRIPT).not.toMatch(/sleep 0\.1/);
   });
 });
 
