@@ -165,6 +165,7 @@ function begin(cfg: PoolConfig, s: PoolState, ev: PoolEvent): Work {
       mdObs: [],
       lwBefore: c.lwTriggered,
       dataBefore: c.dataNr,
+      dataNewBefore: c.dataNrNew,
       mdBefore: c.mdNrNew,
       errno: null,
       committed: false,
@@ -225,6 +226,7 @@ function finish(w: Work): PoolState {
       mdObs: w.last.mdObs,
       lwBefore: w.last.lwBefore,
       dataBefore: w.last.dataBefore,
+      dataNewBefore: w.last.dataNewBefore,
       mdBefore: w.last.mdBefore,
       errno: w.last.errno,
       committed: w.last.committed,
@@ -317,11 +319,33 @@ export function setPoolMode(w: Work, requested: Mode): void {
   if (m !== 'out_of_data_space' && !isMutant(w.cfg, '16-timer-not-cancelled')) w.c.timer = false;
 }
 
+/**
+ * The in-core transaction is gone: dm_pool_abort_metadata runs __destroy_persistent_data_objects
+ * before it tries __create_persistent_data_objects, so this holds whether the re-open succeeds
+ * (back to the last commit) or fails (fail_io: nothing in core is reachable any more). Keeping an
+ * extended space map size past a failed abort was the THIN-POOL-6 artefact of spec/thin-pool.md.
+ */
+function dropInCoreTransaction(c: MutCtx): void {
+  c.map = cloneMap(c.cmap);
+  c.allocTx = [];
+  c.mdTx = 0;
+  c.dataNrNew = c.dataNr;
+  c.mdNrNew = c.mdNr;
+  c.mdThrArmed = false; // the re-created metadata space map has no threshold callback
+  c.mdObs = -1;
+  c.acked = [];
+}
+
 function abortTransaction(w: Work, cause: string): void {
   w.last.aborts.push(cause);
   const c = w.c;
   if (c.fault === 'abort-pending' || c.failIo) {
     // dm_pool_abort_metadata could not re-open the metadata: fail_io, and needs_check cannot be written.
+    // With fail_io already set it returns -EINVAL before touching anything (already dropped then).
+    if (!c.failIo) {
+      c.abortedWithChanges = c.changed; // __set_abort_with_changes_flags runs before the re-open
+      dropInCoreTransaction(c);
+    }
     c.fault = 'none';
     c.failIo = true;
     setPoolMode(w, 'fail');
@@ -329,15 +353,8 @@ function abortTransaction(w: Work, cause: string): void {
     setPoolMode(w, 'fail');
     return;
   }
-  c.map = cloneMap(c.cmap);
-  c.allocTx = [];
-  c.mdTx = 0;
-  c.dataNrNew = c.dataNr;
-  c.mdNrNew = c.mdNr;
   c.abortedWithChanges = c.changed;
-  c.mdThrArmed = false; // the re-created metadata space map has no threshold callback
-  c.mdObs = -1;
-  c.acked = [];
+  dropInCoreTransaction(c);
   // dm_pool_metadata_set_needs_check: in-core flag plus a dirty superblock (reaches disk at teardown).
   c.needsCheck = true;
   c.ncGhost = true;

@@ -96,6 +96,8 @@ export interface Last {
   /** low_water_triggered and the space-map sizes (data old_ll, metadata ll) before the step. */
   readonly lwBefore: boolean;
   readonly dataBefore: number;
+  /** The in-core data space map size (ll) before the step. */
+  readonly dataNewBefore: number;
   readonly mdBefore: number;
   /** Errno of a message / resume, null if the step had none. */
   readonly errno: Errno | null;

@@ -1,0 +1,74 @@
+// Regression tests for model artefacts found while triaging explorer reports (spec/thin-pool.md,
+// "Triaged reports"). Each replays the explorer's own path through the machine and the pool target
+// impl. Kernel: drivers/md/dm-thin.c (Linux 3.14.1) abort_transaction, maybe_resize_data_dev,
+// pool_preresume; dm-thin-metadata.c dm_pool_abort_metadata.
+
+import { describe, expect, it } from 'vitest';
+import { canonical } from '../../checker/lockstep.js';
+import { boundsWithDefaults, type Ev } from '../../checker/model.js';
+import { withOperators } from '../../checker/operators.js';
+import type { PoolEvent } from '../../machines/thin-pool/types.js';
+import { createPoolHarness } from './impl-adapter.js';
+import { thinPoolModel, type PoolMState } from './model.js';
+
+/**
+ * The shortest path the explorer reported as a THIN-POOL-6 violation under linux-3.14 with growth
+ * (dataMax=2, mdMax=8): in-core changes pile up in out_of_data_space (no commit, #15) until the
+ * metadata is full, an abort is armed to fail, a reload grows the data device and its commit fails
+ * with ENOSPC, the abort fails (fail mode, fail_io), and a second reload is refused with EINVAL.
+ */
+const TRIAGED_THIN_POOL_6: readonly Ev[] = [
+  { type: 'reload', data: 1, md: 7, eins: false, bs: 1 },
+  { type: 'write', v: 0 },
+  { type: 'create_snap', id: 1, origin: 0 },
+  { type: 'write', v: 0 },
+  { type: 'delete', id: 1 },
+  { type: 'create_thin', id: 1 },
+  { type: '@fault', site: 'md-io-abort' },
+  { type: 'delete', id: 1 },
+  { type: 'reload', data: 2, md: 7, eins: false, bs: 1 },
+  { type: 'reload', data: 2, md: 7, eins: false, bs: 1 },
+];
+
+describe('thin-pool triaged explorer reports', () => {
+  it('THIN-POOL-6 under linux-3.14 with growth: a failed abort leaves no extended space map behind', () => {
+    const bounds = boundsWithDefaults(thinPoolModel, { dataMax: 2, mdMax: 8 });
+    const variant = { profile: 'linux-3.14', mutant: null };
+    const inst = thinPoolModel.instance(bounds, variant);
+    const sys = withOperators(inst as never) as unknown as ReturnType<typeof withOperators<PoolMState>>;
+    const impl = createPoolHarness(variant, bounds);
+    const rule6 = inst.invariants.find((i) => i.spec.includes('THIN-POOL-6'))!;
+    let s = sys.initial()[0]!;
+    const seen: string[] = [];
+    for (const [i, e] of TRIAGED_THIN_POOL_6.entries()) {
+      const n = sys.step(s, e);
+      expect(n, `step ${i + 1} ${JSON.stringify(e)} is not enabled`).not.toBeNull();
+      s = n!;
+      impl.apply(e as PoolEvent);
+      expect(canonical(impl.project()), `impl and machine disagree after step ${i + 1}`).toBe(canonical(inst.project!(s)));
+      const msg = rule6.check(s);
+      if (msg !== null) seen.push(`step ${i + 1}: ${msg}`);
+      seen.push(`${s.value[0]}${s.context.failIo ? ' fail_io' : ''} errno=${s.context.last?.errno ?? '-'}`);
+    }
+    // The path still goes where the report said (grow, commit ENOSPC, failed abort, refused reload) ...
+    expect(seen.slice(-2)).toEqual(['fail fail_io errno=ok', 'fail fail_io errno=EINVAL']);
+    expect(s.context.last?.mdFailures ?? []).toEqual([]);
+    // ... and no rule 6 message on the way; the destroyed in-core space maps are the committed ones.
+    expect(seen.filter((x) => x.includes('step'))).toEqual([]);
+    expect([s.context.dataNrNew, s.context.mdNrNew]).toEqual([s.context.dataNr, s.context.mdNr]);
+  });
+
+  it('THIN-POOL-6 still catches growing while needs_check is set (negative control, mutant #13)', () => {
+    const bounds = boundsWithDefaults(thinPoolModel, {});
+    const inst = thinPoolModel.instance(bounds, { profile: 'linux-3.14', mutant: '13-resize-with-needs-check' });
+    const sys = withOperators(inst as never) as unknown as ReturnType<typeof withOperators<PoolMState>>;
+    const rule6 = inst.invariants.find((i) => i.spec.includes('THIN-POOL-6'))!;
+    let s = sys.initial()[0]!;
+    // A failed insert sets needs_check; the next reload grows anyway under the mutant.
+    for (const e of [{ type: '@fault', site: 'md-io' }, { type: 'write', v: 0 }, { type: 'reload', data: 2, md: 5, eins: false, bs: 1 }] as const) {
+      s = sys.step(s, e)!;
+    }
+    expect(s.context.needsCheck).toBe(true);
+    expect(rule6.check(s)).toBe('a device grew while needs_check is set');
+  });
+});
