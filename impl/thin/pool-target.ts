@@ -514,9 +514,10 @@ export class PoolTarget {
       }
       // 3.14: the pool object is reused and the new block size silently ignored.
     }
+    // pool_ctr (table load) registers the new threshold before the old table's postsuspend commit.
+    this.registerThreshold(table.metadataBlocks);
     this.commit(); // pool_postsuspend
     this.requestedErrorIfNoSpace = this.mutant('5-default-inverted') ? !table.errorIfNoSpace : table.errorIfNoSpace;
-    this.registerThreshold(table.metadataBlocks);
     const degraded = this.modeValue !== 'write';
     const bindTo: PoolMode = this.mutant('1-no-rw-on-reload') && degraded ? this.modeValue : 'write';
     this.errorIfNoSpace = this.requestedErrorIfNoSpace;

@@ -386,7 +386,7 @@ function mdAlloc(w: Work, useReserve: boolean): Errno {
 /** sm_metadata_new_block → check_threshold: edge-triggered metadata low-water event. */
 function observeMdFree(w: Work, free: number): void {
   const c = w.c;
-  w.last.mdObs.push({ v: free, prev: c.mdObs, armed: c.mdThrArmed });
+  w.last.mdObs.push({ v: free, prev: c.mdObs, armed: c.mdThrArmed, thr: c.mdThr });
   const belowNow = c.mdThrArmed && free <= c.mdThr;
   const already = c.mdObs >= 0 && c.mdThrArmed && c.mdObs <= c.mdThr;
   let fire = belowNow && !already;
@@ -834,13 +834,15 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
         }
         // 3.14: __pool_find reuses the pool object; the new block size is silently ignored.
       }
-      commit(w); // pool_postsuspend
-      // pool_ctr: a new pool_c (mode write, the table's features) and the metadata threshold.
-      c.einsReq = isMutant(cfg, '5-default-inverted') ? !e.eins : e.eins;
-      c.einsTable = e.eins;
+      // pool_ctr runs at table load, before the suspend: it registers the new table's metadata
+      // threshold on the live pmd, so the postsuspend commit below is already judged against it.
       c.mdDevCtr = e.md;
       c.mdThr = isMutant(cfg, '6-max-threshold') ? Math.max(1024, Math.floor(e.md / 4)) : metadataThreshold(e.md);
       c.mdThrArmed = true;
+      commit(w); // pool_postsuspend
+      // The new pool_c's features take effect at bind_control_target (preresume).
+      c.einsReq = isMutant(cfg, '5-default-inverted') ? !e.eins : e.eins;
+      c.einsTable = e.eins;
       // bind_control_target
       const degraded = w.mode !== 'write';
       const bindTo: Mode = isMutant(cfg, '1-no-rw-on-reload') && degraded ? w.mode : 'write';

@@ -59,11 +59,16 @@ export interface IoRecord {
   readonly result: IoResult;
 }
 
-/** One check_threshold call: the free count, the previous observed value (-1 = none), callback registered. */
+/**
+ * One check_threshold call: the free count, the previous observed value (-1 = none), callback
+ * registered, and the threshold registered at that moment (a reload's pool_ctr may change it
+ * between two observations of one step, e.g. a close commit before re-creation).
+ */
 export interface MdObservation {
   readonly v: number;
   readonly prev: number;
   readonly armed: boolean;
+  readonly thr: number;
 }
 
 /** A metadata operation that failed in this step, and whether the pool escalated it. */

@@ -155,9 +155,10 @@ export function poolInvariants(profile: Profile): Invariant<S>[] {
         const lw = l.events.filter((e) => e === 'low-water').length;
         const rearmed = evType(s) === 'resume' || evType(s) === 'reload' || evType(s) === 'reactivate';
         if (lw > 1 || (lw === 1 && l.lwBefore && !rearmed)) return 'data low-water event sent twice without a resume';
-        const thr = metadataThreshold(c.mdDevCtr);
+        // Each observation against the threshold registered when it happened (its value is judged
+        // against min(1024, dev/4) above, whenever it is the current one).
         let want = 0;
-        for (const o of l.mdObs) if (o.armed && o.v <= thr && !(o.prev >= 0 && o.prev <= thr)) want++;
+        for (const o of l.mdObs) if (o.armed && o.v <= o.thr && !(o.prev >= 0 && o.prev <= o.thr)) want++;
         const got = l.events.filter((e) => e === 'md-threshold').length;
         if (got !== want) return `metadata threshold event sent ${got} time(s) in this step; downward crossings: ${want}`;
         return null;

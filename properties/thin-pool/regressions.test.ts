@@ -1,7 +1,8 @@
 // Regression tests for model artefacts found while triaging explorer reports (spec/thin-pool.md,
 // "Triaged reports"). Each replays the explorer's own path through the machine and the pool target
 // impl. Kernel: drivers/md/dm-thin.c (Linux 3.14.1) abort_transaction, maybe_resize_data_dev,
-// pool_preresume; dm-thin-metadata.c dm_pool_abort_metadata.
+// pool_preresume, pool_ctr; dm-thin-metadata.c dm_pool_abort_metadata; dm-space-map-metadata.c
+// check_threshold.
 
 import { describe, expect, it } from 'vitest';
 import { canonical } from '../../checker/lockstep.js';
@@ -70,5 +71,33 @@ describe('thin-pool triaged explorer reports', () => {
     }
     expect(s.context.needsCheck).toBe(true);
     expect(rule6.check(s)).toBe('a device grew while needs_check is set');
+  });
+
+  it('THIN-POOL-8 with two metadata grows: the postsuspend commit is judged against the threshold pool_ctr just registered', () => {
+    // Explorer report at dataMax=3 mdMax=9 (both profiles): the event fired at the reload's
+    // postsuspend commit, and the rule judged it against the new table's threshold.
+    const bounds = boundsWithDefaults(thinPoolModel, { dataMax: 3, mdMax: 9 });
+    for (const profile of ['linux-3.14', 'fixed']) {
+      const variant = { profile, mutant: null };
+      const inst = thinPoolModel.instance(bounds, variant);
+      const impl = createPoolHarness(variant, bounds);
+      let s = inst.system.initial()[0]!;
+      const steps: PoolEvent[] = [
+        { type: 'reload', data: 1, md: 7, eins: false, bs: 1 },
+        { type: 'write', v: 0 },
+        { type: 'reload', data: 1, md: 9, eins: false, bs: 1 },
+      ];
+      for (const e of steps) {
+        s = inst.system.step(s, e)!;
+        impl.apply(e);
+        expect(canonical(impl.project())).toBe(canonical(inst.project!(s)));
+        for (const i of inst.invariants) expect(i.check(s), `${profile} ${i.spec.join(',')} after ${JSON.stringify(e)}`).toBeNull();
+      }
+      // md 9 → threshold 2, registered before the commit; 2 blocks were free, so check_threshold
+      // counts it as already triggered (threshold_already_triggered uses the new value): no event.
+      const obs = s.context.last!.mdObs;
+      expect(obs[0]).toEqual({ v: 1, prev: 2, armed: true, thr: 2 });
+      expect(s.context.last!.events.filter((x) => x === 'md-threshold')).toEqual([]);
+    }
   });
 });
