@@ -131,6 +131,8 @@ export class PoolTarget {
 
   private registerThreshold(metadataBlocks: number): void {
     const thr = this.mutant('6-max-threshold') ? Math.max(1024, Math.floor(metadataBlocks / 4)) : calcMetadataThreshold(metadataBlocks);
+    // The level-triggered mutant lives in the space map's check_threshold (test hook of the abstract metadata).
+    if (this.mutant('6-level')) (this.md as { levelTriggeredThreshold?: boolean }).levelTriggeredThreshold = true;
     let fired = false;
     this.md.registerMetadataThreshold(thr, () => {
       // metadata_low_callback; mutants change the edge into a level or drop it.

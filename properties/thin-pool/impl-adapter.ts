@@ -120,6 +120,8 @@ export function createPoolHarness(variant: Variant, bounds: Bounds): PoolHarness
       released,
       errno,
       events,
+      mdThreshold: target.threshold,
+      timer: target.timerArmed,
     };
   };
   return { target, current: () => md, apply, project };

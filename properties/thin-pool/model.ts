@@ -35,6 +35,10 @@ export function projectPool(s: PoolMState, profile: Profile): Json {
     released: l ? l.released.filter((r) => r.result !== 'queued').map((r) => r.result) : [],
     errno: l?.errno ?? null,
     events: l ? l.events.slice() : [],
+    // Internal, but what the later events depend on: the registered metadata threshold
+    // (calc_metadata_threshold at pool_ctr) and whether no_space_timeout's delayed work is queued.
+    mdThreshold: c.mdThr,
+    timer: c.timer,
   };
 }
 
