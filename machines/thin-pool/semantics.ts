@@ -178,6 +178,14 @@ function begin(cfg: PoolConfig, s: PoolState, ev: PoolEvent): Work {
 /** Rebuild the context with a fixed key order (state keys are JSON strings). */
 function finish(w: Work): PoolState {
   const c = w.c;
+  // State reduction (one representative per behaviour): with fail_io every later preresume stops at
+  // dm_pool_get_data_dev_size before looking at the table; on a running pool with needs_check set, a
+  // live table larger than the space maps only ever meets a refused grow (maybe_resize_*_dev). Either
+  // way the table's sizes make no difference until re-creation resets them.
+  if (c.failIo || (!c.suspended && c.needsCheck && !isMutant(w.cfg, '13-resize-with-needs-check'))) {
+    c.tableData = c.dataNr;
+    c.tableMd = c.mdNrNew;
+  }
   const sorted = sortedUnique;
   const ctx: PoolCtx = {
     eins: c.eins,
@@ -201,6 +209,9 @@ function finish(w: Work): PoolState {
     needsCheckDisk: c.needsCheckDisk,
     ncGhost: c.ncGhost,
     mdDevCtr: c.mdDevCtr,
+    tableData: c.tableData,
+    tableMd: c.tableMd,
+    suspended: c.suspended,
     failIo: c.failIo,
     lowWater: c.lowWater,
     lwTriggered: c.lwTriggered,
@@ -675,6 +686,20 @@ function submit(w: Work, bio: Bio): void {
   processBio(w, bio, false);
 }
 
+/**
+ * dm_resume after the preresume: on success pool_resume runs and the device is live; on failure
+ * dm_table_resume_targets returns before any resume hook, so the device stays suspended and the
+ * retry list keeps its bios (even though bind_control_target may already have chosen write mode).
+ */
+function endResume(w: Work): void {
+  if (w.last.errno === 'ok') {
+    w.c.suspended = false;
+    poolResume(w);
+  } else {
+    w.c.suspended = true;
+  }
+}
+
 /** pool_resume: re-arm the data low-water event and re-process everything on the retry list. */
 function poolResume(w: Work): void {
   w.c.lwTriggered = false;
@@ -805,23 +830,26 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
       w.last.errno = message(w, e);
       break;
     case 'tick':
-      // do_waker → process_deferred_bios: periodic commit when the pool changed.
+      // do_waker → process_deferred_bios: periodic commit when the pool changed. pool_postsuspend
+      // cancelled the waker; only pool_resume queues it again.
+      if (c.suspended) return null;
       if (!txDirty(c) && !c.changed) return null;
       if (!commitAllowed(w)) return null;
       commit(w);
       break;
     case 'status':
-      // pool_status (INFO) commits first unless in fail mode.
-      if (w.mode !== 'fail') commit(w);
+      // pool_status (INFO) commits first unless in fail mode or suspended (dm_suspended(ti)).
+      if (w.mode !== 'fail' && !c.suspended) commit(w);
       break;
     case 'resume': {
-      // Plain suspend/resume: postsuspend commit, bind with the synced adjusted_pf.mode.
-      commit(w);
+      // Plain suspend/resume: postsuspend commit (do_resume only suspends a running device), bind
+      // with the synced adjusted_pf.mode, preresume on the live table.
+      if (!c.suspended) commit(w);
       const bindTo: Mode = isMutant(cfg, '4-no-mode-sync') ? 'write' : w.mode;
       setPoolMode(w, bindTo);
       w.last.bind = w.mode;
-      w.last.errno = preresume(w, c.dataNr, c.mdNrNew);
-      if (w.last.errno === 'ok') poolResume(w);
+      w.last.errno = preresume(w, c.tableData, c.tableMd);
+      endResume(w);
       break;
     }
     case 'reload': {
@@ -839,7 +867,10 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
       c.mdDevCtr = e.md;
       c.mdThr = isMutant(cfg, '6-max-threshold') ? Math.max(1024, Math.floor(e.md / 4)) : metadataThreshold(e.md);
       c.mdThrArmed = true;
-      commit(w); // pool_postsuspend
+      if (!c.suspended) commit(w); // pool_postsuspend (a suspended device is not suspended again)
+      // dm_swap_table: the new table is live from here on, whether or not its preresume succeeds.
+      c.tableData = e.data;
+      c.tableMd = e.md;
       // The new pool_c's features take effect at bind_control_target (preresume).
       c.einsReq = isMutant(cfg, '5-default-inverted') ? !e.eins : e.eins;
       c.einsTable = e.eins;
@@ -850,7 +881,7 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
       setPoolMode(w, bindTo);
       w.last.bind = w.mode;
       w.last.errno = preresume(w, e.data, e.md);
-      if (w.last.errno === 'ok') poolResume(w);
+      endResume(w);
       break;
     }
     case 'reactivate': {
@@ -883,6 +914,10 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
       c.mdObs = -1;
       c.mdThr = metadataThreshold(c.mdNr);
       c.mdDevCtr = c.mdNr;
+      // A fresh pool device with a table that matches the metadata.
+      c.tableData = c.dataNr;
+      c.tableMd = c.mdNr;
+      c.suspended = false;
       const before = w.mode;
       w.mode = 'write';
       if (before !== 'write') w.last.events.push('mode:write');
@@ -943,6 +978,9 @@ export function initialPoolState(cfg: PoolConfig): PoolState {
     needsCheckDisk: false,
     ncGhost: false,
     mdDevCtr: cfg.md,
+    tableData: cfg.data,
+    tableMd: cfg.md,
+    suspended: false,
     failIo: false,
     lowWater: cfg.lowWater,
     lwTriggered: false,

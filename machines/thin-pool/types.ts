@@ -147,6 +147,15 @@ export interface PoolCtx {
   readonly ncGhost: boolean;
   /** Metadata device size (blocks) seen by the last pool_ctr: the threshold is computed from it. */
   readonly mdDevCtr: number;
+  /** The live table's data length and metadata device size (a plain resume runs preresume on them). */
+  readonly tableData: number;
+  readonly tableMd: number;
+  /**
+   * The pool device is still suspended: its last resume failed in preresume (dm_table_resume_targets
+   * stops, dm_resume leaves DMF_SUSPENDED set, and the new table stays live). Thin IO still reaches
+   * the pool; the waker is cancelled; parked bios wait for the next successful pool_resume.
+   */
+  readonly suspended: boolean;
   readonly failIo: boolean;
   readonly lowWater: number;
   readonly lwTriggered: boolean;

@@ -121,6 +121,7 @@ export function createPoolHarness(variant: Variant, bounds: Bounds): PoolHarness
       errno,
       events,
       mdThreshold: target.threshold,
+      suspended: target.suspended,
       timer: target.timerArmed,
     };
   };

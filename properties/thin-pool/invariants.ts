@@ -102,7 +102,9 @@ export function poolInvariants(profile: Profile): Invariant<S>[] {
       check: (s) => {
         const c = s.context;
         if (c.balance !== 0) return `bio accounting is off by ${c.balance} (issued - completed - queued)`;
-        if (c.retry.length > 0 && !(modeOf(s) === 'out_of_data_space' && !c.eins)) {
+        // A pool left suspended by a failed resume keeps its retry list until the next pool_resume,
+        // whatever mode bind_control_target chose (dm_table_resume_targets stops before pool_resume).
+        if (c.retry.length > 0 && !(modeOf(s) === 'out_of_data_space' && !c.eins) && !c.suspended) {
           return `${c.retry.length} bio(s) queued although the pool is in ${modeOf(s)}${c.eins ? ' with error_if_no_space' : ''}`;
         }
         return null;

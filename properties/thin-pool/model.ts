@@ -38,6 +38,8 @@ export function projectPool(s: PoolMState, profile: Profile): Json {
     // Internal, but what the later events depend on: the registered metadata threshold
     // (calc_metadata_threshold at pool_ctr) and whether no_space_timeout's delayed work is queued.
     mdThreshold: c.mdThr,
+    // dmsetup info's SUSPENDED: a failed resume leaves the pool device suspended.
+    suspended: c.suspended,
     timer: c.timer,
   };
 }

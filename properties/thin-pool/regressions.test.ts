@@ -1,8 +1,9 @@
 // Regression tests for model artefacts found while triaging explorer reports (spec/thin-pool.md,
 // "Triaged reports"). Each replays the explorer's own path through the machine and the pool target
 // impl. Kernel: drivers/md/dm-thin.c (Linux 3.14.1) abort_transaction, maybe_resize_data_dev,
-// pool_preresume, pool_ctr; dm-thin-metadata.c dm_pool_abort_metadata; dm-space-map-metadata.c
-// check_threshold.
+// pool_preresume, pool_ctr, pool_resume; dm-thin-metadata.c dm_pool_abort_metadata;
+// dm-space-map-metadata.c check_threshold; dm-ioctl.c do_resume and dm.c dm_resume (a failed
+// preresume leaves the device suspended).
 
 import { describe, expect, it } from 'vitest';
 import { canonical } from '../../checker/lockstep.js';
@@ -99,5 +100,51 @@ describe('thin-pool triaged explorer reports', () => {
       expect(obs[0]).toEqual({ v: 1, prev: 2, armed: true, thr: 2 });
       expect(s.context.last!.events.filter((x) => x === 'md-threshold')).toEqual([]);
     }
+  });
+
+  it('THIN-POOL-5/1 at vblocks=2 under linux-3.14: a refused shrink leaves the pool suspended with its parked bio', () => {
+    // Explorer report: after a reload the preresume refuses (table smaller than the data space map),
+    // bind_control_target had already chosen write mode, and the bio parked in out_of_data_space
+    // stayed on the retry list; a plain resume then "changed the mode". In the kernel dm_resume stops
+    // at the failed preresume: the device stays suspended with the small table, and every plain
+    // resume fails the same way until a table of the right size is loaded.
+    const bounds = boundsWithDefaults(thinPoolModel, { vblocks: 2 });
+    const variant = { profile: 'linux-3.14', mutant: null };
+    const inst = thinPoolModel.instance(bounds, variant);
+    const impl = createPoolHarness(variant, bounds);
+    let s = inst.system.initial()[0]!;
+    const after: string[] = [];
+    const steps: PoolEvent[] = [
+      { type: 'reload', data: 1, md: 7, eins: false, bs: 1 },
+      { type: 'write', v: 0 },
+      { type: 'write', v: 1 },
+      { type: 'reload', data: 2, md: 7, eins: false, bs: 1 },
+      { type: 'flush' },
+      { type: 'create_snap', id: 1, origin: 0 },
+      { type: 'write', v: 0 },
+      { type: 'reload', data: 1, md: 7, eins: false, bs: 1 },
+      { type: 'resume' },
+      { type: 'reload', data: 2, md: 7, eins: false, bs: 1 },
+    ];
+    for (const e of steps) {
+      const n = inst.system.step(s, e);
+      if (n === null) {
+        after.push(`${e.type}: not enabled`);
+        continue;
+      }
+      s = n;
+      impl.apply(e);
+      expect(canonical(impl.project())).toBe(canonical(inst.project!(s)));
+      for (const i of inst.invariants) if (!i.spec.includes('THIN-POOL-11')) expect(i.check(s), `${i.spec.join(',')} after ${JSON.stringify(e)}`).toBeNull();
+      const c = s.context;
+      after.push(`${e.type}: ${s.value[0]} ${c.suspended ? 'suspended' : 'live'} queued=${c.retry.length} errno=${c.last?.errno ?? '-'}`);
+    }
+    // The parked write is re-processed only by the successful reload, and runs out of space again.
+    expect(after.slice(-4)).toEqual([
+      'write: out_of_data_space live queued=1 errno=-',
+      'reload: write suspended queued=1 errno=EINVAL',
+      'resume: write suspended queued=1 errno=EINVAL',
+      'reload: out_of_data_space live queued=1 errno=ok',
+    ]);
   });
 });
