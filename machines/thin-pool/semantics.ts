@@ -224,6 +224,12 @@ function finish(w: Work): PoolState {
     durable: sorted(c.durable),
     acked: sorted(c.acked),
     balance: c.balance,
+    shown: {
+      io: w.last.io ? w.last.io.result : null,
+      released: w.last.released.map(resultOf),
+      errno: w.last.errno,
+      events: w.last.events,
+    },
     last: {
       ev: w.last.ev,
       modeFrom: w.last.modeFrom,
@@ -246,6 +252,10 @@ function finish(w: Work): PoolState {
     },
   };
   return { mode: w.mode, ctx };
+}
+
+function resultOf(r: IoRecord): IoResult {
+  return r.result;
 }
 
 export function eventLabel(e: PoolEvent): string {
@@ -993,6 +1003,7 @@ export function initialPoolState(cfg: PoolConfig): PoolState {
     durable: [],
     acked: [],
     balance: 0,
+    shown: null,
     last: null,
   };
   return { mode: 'write', ctx };

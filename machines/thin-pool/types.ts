@@ -113,6 +113,14 @@ export interface Last {
   readonly writeWhileRo: boolean;
 }
 
+/** What a user saw of the last step: the bio's and released bios' results, the errno, the dm events. */
+export interface Shown {
+  readonly io: IoResult | null;
+  readonly released: readonly IoResult[];
+  readonly errno: Errno | null;
+  readonly events: readonly string[];
+}
+
 export interface PoolCtx {
   /** pool->pf.error_if_no_space (effective) and the table's requested value. */
   readonly eins: boolean;
@@ -173,6 +181,8 @@ export interface PoolCtx {
   readonly acked: readonly number[];
   /** Ghost: issued bios − completed bios − queued bios; 0 unless a bio was dropped or completed twice. */
   readonly balance: number;
+  /** The visible part of `last`; kept when the explorer's reduction drops `last` (properties/thin-pool/model.ts). */
+  readonly shown: Shown | null;
   readonly last: Last | null;
 }
 

@@ -13,8 +13,8 @@ type Reach = Record<string, number>;
 
 /**
  * Under linux-3.14 the shipped #15 defect (THIN-POOL-11) is expected; lockstep checks the rest. A probe
- * rule that never fails counts the modes, the failed metadata operations, the parked bios and the
- * pools left suspended the runs went through.
+ * rule that never fails counts the modes, the parked bios and the pools left suspended the runs
+ * went through (the states it sees carry no step record: model.ts drops it once every rule passed).
  */
 function withoutShipped(profile: string, reach: Reach): Model<PoolMState, Ev> {
   const shipped = new Set(poolShipped.filter((d) => d.profile === profile).flatMap((d) => d.breaks));
@@ -31,7 +31,6 @@ function withoutShipped(profile: string, reach: Reach): Model<PoolMState, Ev> {
         name: 'reach probe',
         check: (s: PoolMState): null => {
           count(`mode ${s.value[0]}`);
-          for (const f of s.context.last?.mdFailures ?? []) count(`failed ${f.op} ${f.r}`);
           if (s.context.retry.length > 0) count('parked');
           if (s.context.suspended) count('suspended');
           return null;
@@ -62,8 +61,8 @@ describe('thin-pool lockstep (machine vs impl, with metadata faults)', () => {
       expect(res.ok).toBe(true);
       expect(res.runs).toBe(400);
       console.log(`  reached: ${JSON.stringify(reach)}`);
-      // Not vacuous: injected faults failed metadata operations, and the pool degraded.
-      expect(Object.keys(reach).filter((k) => k.startsWith('failed ') && k.endsWith(' EIO')).length).toBeGreaterThan(0);
+      // Not vacuous: the pool degraded, and fail mode is only reached through an injected
+      // md-io-abort (the abort after a failed metadata operation fails too).
       for (const m of ['write', 'read_only', 'fail']) expect(reach[`mode ${m}`] ?? 0, `mode ${m}`).toBeGreaterThan(0);
       if (r.bounds === OUT_OF_SPACE_BOUNDS) for (const k of ['mode out_of_data_space', 'parked']) expect(reach[k] ?? 0, k).toBeGreaterThan(0);
     }, 600_000);

@@ -11,7 +11,7 @@ import { boundsWithDefaults, type Ev } from '../../checker/model.js';
 import { withOperators } from '../../checker/operators.js';
 import type { PoolEvent } from '../../machines/thin-pool/types.js';
 import { createPoolHarness } from './impl-adapter.js';
-import { thinPoolModel, type PoolMState } from './model.js';
+import { thinPoolModel, unreducedInstance, type PoolMState } from './model.js';
 
 /**
  * The shortest path the explorer reported as a THIN-POOL-6 violation under linux-3.14 with growth
@@ -32,11 +32,12 @@ const TRIAGED_THIN_POOL_6: readonly Ev[] = [
   { type: 'reload', data: 2, md: 7, eins: false, bs: 1 },
 ];
 
+// The unreduced instance keeps each step's ghost record (`last`), which these tests read.
 describe('thin-pool triaged explorer reports', () => {
   it('THIN-POOL-6 under linux-3.14 with growth: a failed abort leaves no extended space map behind', () => {
     const bounds = boundsWithDefaults(thinPoolModel, { dataMax: 2, mdMax: 8 });
     const variant = { profile: 'linux-3.14', mutant: null };
-    const inst = thinPoolModel.instance(bounds, variant);
+    const inst = unreducedInstance(bounds, variant);
     const sys = withOperators(inst as never) as unknown as ReturnType<typeof withOperators<PoolMState>>;
     const impl = createPoolHarness(variant, bounds);
     const rule6 = inst.invariants.find((i) => i.spec.includes('THIN-POOL-6'))!;
@@ -62,7 +63,7 @@ describe('thin-pool triaged explorer reports', () => {
 
   it('THIN-POOL-6 still catches growing while needs_check is set (negative control, mutant #13)', () => {
     const bounds = boundsWithDefaults(thinPoolModel, {});
-    const inst = thinPoolModel.instance(bounds, { profile: 'linux-3.14', mutant: '13-resize-with-needs-check' });
+    const inst = unreducedInstance(bounds, { profile: 'linux-3.14', mutant: '13-resize-with-needs-check' });
     const sys = withOperators(inst as never) as unknown as ReturnType<typeof withOperators<PoolMState>>;
     const rule6 = inst.invariants.find((i) => i.spec.includes('THIN-POOL-6'))!;
     let s = sys.initial()[0]!;
@@ -80,7 +81,7 @@ describe('thin-pool triaged explorer reports', () => {
     const bounds = boundsWithDefaults(thinPoolModel, { dataMax: 3, mdMax: 9 });
     for (const profile of ['linux-3.14', 'fixed']) {
       const variant = { profile, mutant: null };
-      const inst = thinPoolModel.instance(bounds, variant);
+      const inst = unreducedInstance(bounds, variant);
       const impl = createPoolHarness(variant, bounds);
       let s = inst.system.initial()[0]!;
       const steps: PoolEvent[] = [
@@ -110,7 +111,7 @@ describe('thin-pool triaged explorer reports', () => {
     // resume fails the same way until a table of the right size is loaded.
     const bounds = boundsWithDefaults(thinPoolModel, { vblocks: 2 });
     const variant = { profile: 'linux-3.14', mutant: null };
-    const inst = thinPoolModel.instance(bounds, variant);
+    const inst = unreducedInstance(bounds, variant);
     const impl = createPoolHarness(variant, bounds);
     let s = inst.system.initial()[0]!;
     const after: string[] = [];
