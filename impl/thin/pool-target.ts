@@ -85,6 +85,10 @@ export class PoolTarget {
   /** dm_table_event reasons raised since the last `takeEvents()`. */
   private events: string[] = [];
   private readonly log: string[] = [];
+  /** The live table (a plain resume runs preresume on it). */
+  private table: PoolTable;
+  /** The last resume failed in preresume: dm_resume left the device suspended with the new table live. */
+  private suspendedFlag = false;
 
   constructor(
     readonly variant: Variant,
@@ -94,6 +98,7 @@ export class PoolTarget {
   ) {
     this.fixed = variant.profile === 'fixed';
     this.md = md;
+    this.table = table;
     this.blockSize = table.blockSize;
     this.errorIfNoSpace = this.requestedErrorIfNoSpace = this.mutant('5-default-inverted') ? !table.errorIfNoSpace : table.errorIfNoSpace;
     this.lowWaterBlocks = table.lowWaterBlocks;
@@ -120,6 +125,9 @@ export class PoolTarget {
   get timerArmed(): boolean {
     return this.noSpaceTimer;
   }
+  get suspended(): boolean {
+    return this.suspendedFlag;
+  }
   takeEvents(): string[] {
     const e = this.events;
     this.events = [];
@@ -131,6 +139,8 @@ export class PoolTarget {
 
   private registerThreshold(metadataBlocks: number): void {
     const thr = this.mutant('6-max-threshold') ? Math.max(1024, Math.floor(metadataBlocks / 4)) : calcMetadataThreshold(metadataBlocks);
+    // The level-triggered mutant lives in the space map's check_threshold (test hook of the abstract metadata).
+    if (this.mutant('6-level')) (this.md as { levelTriggeredThreshold?: boolean }).levelTriggeredThreshold = true;
     let fired = false;
     this.md.registerMetadataThreshold(thr, () => {
       // metadata_low_callback; mutants change the edge into a level or drop it.
@@ -408,13 +418,15 @@ export class PoolTarget {
 
   /** The worker's periodic commit (COMMIT_PERIOD) when something changed. */
   tick(): void {
+    // pool_postsuspend cancelled the waker; only pool_resume queues it again.
+    if (this.suspendedFlag) return;
     if (this.md.changedThisTransaction() && this.commitAllowed()) this.commit();
   }
 
   /** pool_status INFO (commits first, as 3.14 does when not suspended). */
   status(): string {
     if (this.modeValue === 'fail') return 'Fail';
-    this.commit();
+    if (!this.suspendedFlag) this.commit(); // no commit while dm_suspended(ti)
     return this.statusLine();
   }
 
@@ -489,20 +501,18 @@ export class PoolTarget {
     this.requeueBios();
   }
 
-  /** Plain suspend + resume with the same table. */
-  suspendResume(): MessageErrno {
-    this.commit(); // pool_postsuspend
-    this.setPoolMode(this.mutant('4-no-mode-sync') ? 'write' : this.adjustedMode);
-    if (this.md.isFailed()) return 'EINVAL';
-    const r = this.preresume({
-      dataBlocks: this.md.dataDevSize(),
-      metadataBlocks: this.md.metadataDevSize(),
-      errorIfNoSpace: this.requestedErrorIfNoSpace,
-      blockSize: this.blockSize,
-      lowWaterBlocks: this.lowWaterBlocks,
-    });
+  /** dm_resume: pool_resume only after a successful preresume; otherwise the device stays suspended. */
+  private endResume(r: MessageErrno): MessageErrno {
+    this.suspendedFlag = r !== 'ok';
     if (r === 'ok') this.poolResume();
     return r;
+  }
+
+  /** Plain suspend + resume with the same table. */
+  suspendResume(): MessageErrno {
+    if (!this.suspendedFlag) this.commit(); // pool_postsuspend (do_resume only suspends a running device)
+    this.setPoolMode(this.mutant('4-no-mode-sync') ? 'write' : this.adjustedMode);
+    return this.endResume(this.preresume(this.table));
   }
 
   /** Suspend, load a new table, resume (pool_ctr on the existing pool object, then preresume/resume). */
@@ -514,17 +524,17 @@ export class PoolTarget {
       }
       // 3.14: the pool object is reused and the new block size silently ignored.
     }
-    this.commit(); // pool_postsuspend
-    this.requestedErrorIfNoSpace = this.mutant('5-default-inverted') ? !table.errorIfNoSpace : table.errorIfNoSpace;
+    // pool_ctr (table load) registers the new threshold before the old table's postsuspend commit.
     this.registerThreshold(table.metadataBlocks);
+    if (!this.suspendedFlag) this.commit(); // pool_postsuspend
+    this.table = table; // dm_swap_table: live whether or not the preresume below succeeds
+    this.requestedErrorIfNoSpace = this.mutant('5-default-inverted') ? !table.errorIfNoSpace : table.errorIfNoSpace;
     const degraded = this.modeValue !== 'write';
     const bindTo: PoolMode = this.mutant('1-no-rw-on-reload') && degraded ? this.modeValue : 'write';
     this.errorIfNoSpace = this.requestedErrorIfNoSpace;
     this.lowWaterBlocks = table.lowWaterBlocks;
     this.setPoolMode(bindTo);
-    const r = this.preresume(table);
-    if (r === 'ok') this.poolResume();
-    return r;
+    return this.endResume(this.preresume(table));
   }
 
   /** Remove the pool and create it again from its metadata (thins closed, nothing queued). */
@@ -534,6 +544,9 @@ export class PoolTarget {
     this.md = this.reopen(clearNeedsCheck);
     this.md.openThin(0);
     const mdBlocks = this.md.metadataDevSize();
+    // A fresh pool device whose table matches the metadata.
+    this.table = { ...this.table, dataBlocks: this.md.dataDevSize(), metadataBlocks: mdBlocks };
+    this.suspendedFlag = false;
     this.registerThreshold(mdBlocks);
     const before = this.modeValue;
     this.modeValue = 'write';

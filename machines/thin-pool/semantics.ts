@@ -165,6 +165,7 @@ function begin(cfg: PoolConfig, s: PoolState, ev: PoolEvent): Work {
       mdObs: [],
       lwBefore: c.lwTriggered,
       dataBefore: c.dataNr,
+      dataNewBefore: c.dataNrNew,
       mdBefore: c.mdNrNew,
       errno: null,
       committed: false,
@@ -177,6 +178,14 @@ function begin(cfg: PoolConfig, s: PoolState, ev: PoolEvent): Work {
 /** Rebuild the context with a fixed key order (state keys are JSON strings). */
 function finish(w: Work): PoolState {
   const c = w.c;
+  // State reduction (one representative per behaviour): with fail_io every later preresume stops at
+  // dm_pool_get_data_dev_size before looking at the table; on a running pool with needs_check set, a
+  // live table larger than the space maps only ever meets a refused grow (maybe_resize_*_dev). Either
+  // way the table's sizes make no difference until re-creation resets them.
+  if (c.failIo || (!c.suspended && c.needsCheck && !isMutant(w.cfg, '13-resize-with-needs-check'))) {
+    c.tableData = c.dataNr;
+    c.tableMd = c.mdNrNew;
+  }
   const sorted = sortedUnique;
   const ctx: PoolCtx = {
     eins: c.eins,
@@ -200,6 +209,9 @@ function finish(w: Work): PoolState {
     needsCheckDisk: c.needsCheckDisk,
     ncGhost: c.ncGhost,
     mdDevCtr: c.mdDevCtr,
+    tableData: c.tableData,
+    tableMd: c.tableMd,
+    suspended: c.suspended,
     failIo: c.failIo,
     lowWater: c.lowWater,
     lwTriggered: c.lwTriggered,
@@ -212,6 +224,12 @@ function finish(w: Work): PoolState {
     durable: sorted(c.durable),
     acked: sorted(c.acked),
     balance: c.balance,
+    shown: {
+      io: w.last.io ? w.last.io.result : null,
+      released: w.last.released.map(resultOf),
+      errno: w.last.errno,
+      events: w.last.events,
+    },
     last: {
       ev: w.last.ev,
       modeFrom: w.last.modeFrom,
@@ -225,6 +243,7 @@ function finish(w: Work): PoolState {
       mdObs: w.last.mdObs,
       lwBefore: w.last.lwBefore,
       dataBefore: w.last.dataBefore,
+      dataNewBefore: w.last.dataNewBefore,
       mdBefore: w.last.mdBefore,
       errno: w.last.errno,
       committed: w.last.committed,
@@ -233,6 +252,10 @@ function finish(w: Work): PoolState {
     },
   };
   return { mode: w.mode, ctx };
+}
+
+function resultOf(r: IoRecord): IoResult {
+  return r.result;
 }
 
 export function eventLabel(e: PoolEvent): string {
@@ -317,11 +340,33 @@ export function setPoolMode(w: Work, requested: Mode): void {
   if (m !== 'out_of_data_space' && !isMutant(w.cfg, '16-timer-not-cancelled')) w.c.timer = false;
 }
 
+/**
+ * The in-core transaction is gone: dm_pool_abort_metadata runs __destroy_persistent_data_objects
+ * before it tries __create_persistent_data_objects, so this holds whether the re-open succeeds
+ * (back to the last commit) or fails (fail_io: nothing in core is reachable any more). Keeping an
+ * extended space map size past a failed abort was the THIN-POOL-6 artefact of spec/thin-pool.md.
+ */
+function dropInCoreTransaction(c: MutCtx): void {
+  c.map = cloneMap(c.cmap);
+  c.allocTx = [];
+  c.mdTx = 0;
+  c.dataNrNew = c.dataNr;
+  c.mdNrNew = c.mdNr;
+  c.mdThrArmed = false; // the re-created metadata space map has no threshold callback
+  c.mdObs = -1;
+  c.acked = [];
+}
+
 function abortTransaction(w: Work, cause: string): void {
   w.last.aborts.push(cause);
   const c = w.c;
   if (c.fault === 'abort-pending' || c.failIo) {
     // dm_pool_abort_metadata could not re-open the metadata: fail_io, and needs_check cannot be written.
+    // With fail_io already set it returns -EINVAL before touching anything (already dropped then).
+    if (!c.failIo) {
+      c.abortedWithChanges = c.changed; // __set_abort_with_changes_flags runs before the re-open
+      dropInCoreTransaction(c);
+    }
     c.fault = 'none';
     c.failIo = true;
     setPoolMode(w, 'fail');
@@ -329,15 +374,8 @@ function abortTransaction(w: Work, cause: string): void {
     setPoolMode(w, 'fail');
     return;
   }
-  c.map = cloneMap(c.cmap);
-  c.allocTx = [];
-  c.mdTx = 0;
-  c.dataNrNew = c.dataNr;
-  c.mdNrNew = c.mdNr;
   c.abortedWithChanges = c.changed;
-  c.mdThrArmed = false; // the re-created metadata space map has no threshold callback
-  c.mdObs = -1;
-  c.acked = [];
+  dropInCoreTransaction(c);
   // dm_pool_metadata_set_needs_check: in-core flag plus a dirty superblock (reaches disk at teardown).
   c.needsCheck = true;
   c.ncGhost = true;
@@ -369,7 +407,7 @@ function mdAlloc(w: Work, useReserve: boolean): Errno {
 /** sm_metadata_new_block → check_threshold: edge-triggered metadata low-water event. */
 function observeMdFree(w: Work, free: number): void {
   const c = w.c;
-  w.last.mdObs.push({ v: free, prev: c.mdObs, armed: c.mdThrArmed });
+  w.last.mdObs.push({ v: free, prev: c.mdObs, armed: c.mdThrArmed, thr: c.mdThr });
   const belowNow = c.mdThrArmed && free <= c.mdThr;
   const already = c.mdObs >= 0 && c.mdThrArmed && c.mdObs <= c.mdThr;
   let fire = belowNow && !already;
@@ -658,6 +696,20 @@ function submit(w: Work, bio: Bio): void {
   processBio(w, bio, false);
 }
 
+/**
+ * dm_resume after the preresume: on success pool_resume runs and the device is live; on failure
+ * dm_table_resume_targets returns before any resume hook, so the device stays suspended and the
+ * retry list keeps its bios (even though bind_control_target may already have chosen write mode).
+ */
+function endResume(w: Work): void {
+  if (w.last.errno === 'ok') {
+    w.c.suspended = false;
+    poolResume(w);
+  } else {
+    w.c.suspended = true;
+  }
+}
+
 /** pool_resume: re-arm the data low-water event and re-process everything on the retry list. */
 function poolResume(w: Work): void {
   w.c.lwTriggered = false;
@@ -788,23 +840,26 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
       w.last.errno = message(w, e);
       break;
     case 'tick':
-      // do_waker → process_deferred_bios: periodic commit when the pool changed.
+      // do_waker → process_deferred_bios: periodic commit when the pool changed. pool_postsuspend
+      // cancelled the waker; only pool_resume queues it again.
+      if (c.suspended) return null;
       if (!txDirty(c) && !c.changed) return null;
       if (!commitAllowed(w)) return null;
       commit(w);
       break;
     case 'status':
-      // pool_status (INFO) commits first unless in fail mode.
-      if (w.mode !== 'fail') commit(w);
+      // pool_status (INFO) commits first unless in fail mode or suspended (dm_suspended(ti)).
+      if (w.mode !== 'fail' && !c.suspended) commit(w);
       break;
     case 'resume': {
-      // Plain suspend/resume: postsuspend commit, bind with the synced adjusted_pf.mode.
-      commit(w);
+      // Plain suspend/resume: postsuspend commit (do_resume only suspends a running device), bind
+      // with the synced adjusted_pf.mode, preresume on the live table.
+      if (!c.suspended) commit(w);
       const bindTo: Mode = isMutant(cfg, '4-no-mode-sync') ? 'write' : w.mode;
       setPoolMode(w, bindTo);
       w.last.bind = w.mode;
-      w.last.errno = preresume(w, c.dataNr, c.mdNrNew);
-      if (w.last.errno === 'ok') poolResume(w);
+      w.last.errno = preresume(w, c.tableData, c.tableMd);
+      endResume(w);
       break;
     }
     case 'reload': {
@@ -817,13 +872,18 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
         }
         // 3.14: __pool_find reuses the pool object; the new block size is silently ignored.
       }
-      commit(w); // pool_postsuspend
-      // pool_ctr: a new pool_c (mode write, the table's features) and the metadata threshold.
-      c.einsReq = isMutant(cfg, '5-default-inverted') ? !e.eins : e.eins;
-      c.einsTable = e.eins;
+      // pool_ctr runs at table load, before the suspend: it registers the new table's metadata
+      // threshold on the live pmd, so the postsuspend commit below is already judged against it.
       c.mdDevCtr = e.md;
       c.mdThr = isMutant(cfg, '6-max-threshold') ? Math.max(1024, Math.floor(e.md / 4)) : metadataThreshold(e.md);
       c.mdThrArmed = true;
+      if (!c.suspended) commit(w); // pool_postsuspend (a suspended device is not suspended again)
+      // dm_swap_table: the new table is live from here on, whether or not its preresume succeeds.
+      c.tableData = e.data;
+      c.tableMd = e.md;
+      // The new pool_c's features take effect at bind_control_target (preresume).
+      c.einsReq = isMutant(cfg, '5-default-inverted') ? !e.eins : e.eins;
+      c.einsTable = e.eins;
       // bind_control_target
       const degraded = w.mode !== 'write';
       const bindTo: Mode = isMutant(cfg, '1-no-rw-on-reload') && degraded ? w.mode : 'write';
@@ -831,7 +891,7 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
       setPoolMode(w, bindTo);
       w.last.bind = w.mode;
       w.last.errno = preresume(w, e.data, e.md);
-      if (w.last.errno === 'ok') poolResume(w);
+      endResume(w);
       break;
     }
     case 'reactivate': {
@@ -864,6 +924,10 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
       c.mdObs = -1;
       c.mdThr = metadataThreshold(c.mdNr);
       c.mdDevCtr = c.mdNr;
+      // A fresh pool device with a table that matches the metadata.
+      c.tableData = c.dataNr;
+      c.tableMd = c.mdNr;
+      c.suspended = false;
       const before = w.mode;
       w.mode = 'write';
       if (before !== 'write') w.last.events.push('mode:write');
@@ -924,6 +988,9 @@ export function initialPoolState(cfg: PoolConfig): PoolState {
     needsCheckDisk: false,
     ncGhost: false,
     mdDevCtr: cfg.md,
+    tableData: cfg.data,
+    tableMd: cfg.md,
+    suspended: false,
     failIo: false,
     lowWater: cfg.lowWater,
     lwTriggered: false,
@@ -936,6 +1003,7 @@ export function initialPoolState(cfg: PoolConfig): PoolState {
     durable: [],
     acked: [],
     balance: 0,
+    shown: null,
     last: null,
   };
   return { mode: 'write', ctx };

@@ -59,11 +59,16 @@ export interface IoRecord {
   readonly result: IoResult;
 }
 
-/** One check_threshold call: the free count, the previous observed value (-1 = none), callback registered. */
+/**
+ * One check_threshold call: the free count, the previous observed value (-1 = none), callback
+ * registered, and the threshold registered at that moment (a reload's pool_ctr may change it
+ * between two observations of one step, e.g. a close commit before re-creation).
+ */
 export interface MdObservation {
   readonly v: number;
   readonly prev: number;
   readonly armed: boolean;
+  readonly thr: number;
 }
 
 /** A metadata operation that failed in this step, and whether the pool escalated it. */
@@ -96,6 +101,8 @@ export interface Last {
   /** low_water_triggered and the space-map sizes (data old_ll, metadata ll) before the step. */
   readonly lwBefore: boolean;
   readonly dataBefore: number;
+  /** The in-core data space map size (ll) before the step. */
+  readonly dataNewBefore: number;
   readonly mdBefore: number;
   /** Errno of a message / resume, null if the step had none. */
   readonly errno: Errno | null;
@@ -104,6 +111,14 @@ export interface Last {
   readonly commitModes: readonly Mode[];
   /** Whether a metadata write was attempted while the block manager was read-only. */
   readonly writeWhileRo: boolean;
+}
+
+/** What a user saw of the last step: the bio's and released bios' results, the errno, the dm events. */
+export interface Shown {
+  readonly io: IoResult | null;
+  readonly released: readonly IoResult[];
+  readonly errno: Errno | null;
+  readonly events: readonly string[];
 }
 
 export interface PoolCtx {
@@ -140,6 +155,15 @@ export interface PoolCtx {
   readonly ncGhost: boolean;
   /** Metadata device size (blocks) seen by the last pool_ctr: the threshold is computed from it. */
   readonly mdDevCtr: number;
+  /** The live table's data length and metadata device size (a plain resume runs preresume on them). */
+  readonly tableData: number;
+  readonly tableMd: number;
+  /**
+   * The pool device is still suspended: its last resume failed in preresume (dm_table_resume_targets
+   * stops, dm_resume leaves DMF_SUSPENDED set, and the new table stays live). Thin IO still reaches
+   * the pool; the waker is cancelled; parked bios wait for the next successful pool_resume.
+   */
+  readonly suspended: boolean;
   readonly failIo: boolean;
   readonly lowWater: number;
   readonly lwTriggered: boolean;
@@ -157,6 +181,8 @@ export interface PoolCtx {
   readonly acked: readonly number[];
   /** Ghost: issued bios − completed bios − queued bios; 0 unless a bio was dropped or completed twice. */
   readonly balance: number;
+  /** The visible part of `last`; kept when the explorer's reduction drops `last` (properties/thin-pool/model.ts). */
+  readonly shown: Shown | null;
   readonly last: Last | null;
 }
 

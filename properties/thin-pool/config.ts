@@ -6,11 +6,14 @@ import { PROFILES, type PoolConfig, type Profile } from '../../machines/thin-poo
 import { poolMutants } from './mutants.js';
 
 export const poolBounds: Readonly<Record<string, BoundSpec>> = {
-  vblocks: { default: 1, min: 1, max: 4, describe: 'virtual blocks per thin device' },
+  // Defaults: two virtual blocks over one data block (out of data space by two writes), one data
+  // grow (1 → 2) and one metadata grow (6 → 8) by reload; 6 metadata blocks leave room for two
+  // provisioning writes under both profiles (fixed keeps one in reserve).
+  vblocks: { default: 2, min: 1, max: 4, describe: 'virtual blocks per thin device' },
   data: { default: 1, min: 1, max: 4, describe: 'data blocks in the initial table' },
   dataMax: { default: 2, min: 1, max: 6, describe: 'largest data size a reload may ask for' },
-  md: { default: 5, min: 4, max: 16, describe: 'metadata blocks at creation' },
-  mdMax: { default: 7, min: 4, max: 20, describe: 'largest metadata size a reload may ask for' },
+  md: { default: 6, min: 4, max: 16, describe: 'metadata blocks at creation' },
+  mdMax: { default: 8, min: 4, max: 20, describe: 'largest metadata size a reload may ask for' },
   lowWater: { default: 1, min: 0, max: 4, describe: 'data low-water mark in blocks' },
   queue: { default: 2, min: 1, max: 4, describe: 'most bios parked on the retry list at once' },
   eins: { default: 0, min: 0, max: 1, describe: '1 = table has error_if_no_space' },

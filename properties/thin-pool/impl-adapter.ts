@@ -120,6 +120,9 @@ export function createPoolHarness(variant: Variant, bounds: Bounds): PoolHarness
       released,
       errno,
       events,
+      mdThreshold: target.threshold,
+      suspended: target.suspended,
+      timer: target.timerArmed,
     };
   };
   return { target, current: () => md, apply, project };

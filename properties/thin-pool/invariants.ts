@@ -102,7 +102,9 @@ export function poolInvariants(profile: Profile): Invariant<S>[] {
       check: (s) => {
         const c = s.context;
         if (c.balance !== 0) return `bio accounting is off by ${c.balance} (issued - completed - queued)`;
-        if (c.retry.length > 0 && !(modeOf(s) === 'out_of_data_space' && !c.eins)) {
+        // A pool left suspended by a failed resume keeps its retry list until the next pool_resume,
+        // whatever mode bind_control_target chose (dm_table_resume_targets stops before pool_resume).
+        if (c.retry.length > 0 && !(modeOf(s) === 'out_of_data_space' && !c.eins) && !c.suspended) {
           return `${c.retry.length} bio(s) queued although the pool is in ${modeOf(s)}${c.eins ? ' with error_if_no_space' : ''}`;
         }
         return null;
@@ -118,7 +120,9 @@ export function poolInvariants(profile: Profile): Invariant<S>[] {
         if (!l) return null;
         if (c.dataNr < l.dataBefore || c.mdNrNew < l.mdBefore) return 'a space map shrank';
         if (c.dataNr !== l.dataBefore && !l.committed) return 'new data blocks became visible without a commit';
-        if (l.ev.startsWith('reload') && c.needsCheck && (c.dataNrNew > l.dataBefore || c.mdNrNew > l.mdBefore) && l.aborts.length === 0) {
+        // In-core sizes against in-core sizes before this step (not old_ll): a grow that was left
+        // behind by an earlier step is not a grow of this one.
+        if (l.ev.startsWith('reload') && c.needsCheck && (c.dataNrNew > l.dataNewBefore || c.mdNrNew > l.mdBefore) && l.aborts.length === 0) {
           return 'a device grew while needs_check is set';
         }
         return null;
@@ -153,9 +157,10 @@ export function poolInvariants(profile: Profile): Invariant<S>[] {
         const lw = l.events.filter((e) => e === 'low-water').length;
         const rearmed = evType(s) === 'resume' || evType(s) === 'reload' || evType(s) === 'reactivate';
         if (lw > 1 || (lw === 1 && l.lwBefore && !rearmed)) return 'data low-water event sent twice without a resume';
-        const thr = metadataThreshold(c.mdDevCtr);
+        // Each observation against the threshold registered when it happened (its value is judged
+        // against min(1024, dev/4) above, whenever it is the current one).
         let want = 0;
-        for (const o of l.mdObs) if (o.armed && o.v <= thr && !(o.prev >= 0 && o.prev <= thr)) want++;
+        for (const o of l.mdObs) if (o.armed && o.v <= o.thr && !(o.prev >= 0 && o.prev <= o.thr)) want++;
         const got = l.events.filter((e) => e === 'md-threshold').length;
         if (got !== want) return `metadata threshold event sent ${got} time(s) in this step; downward crossings: ${want}`;
         return null;

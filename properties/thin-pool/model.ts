@@ -1,7 +1,7 @@
 // The thin-pool Model for the engine: machine, bounds, invariants, fault surface, projection and the
 // impl adapter. Kernel: drivers/md/dm-thin.c (Linux 3.14.1), pool target modes and resize.
 
-import type { Bounds, FaultSurface, Instance, Json, Model, Variant } from '../../checker/model.js';
+import type { Bounds, FaultSurface, Instance, Invariant, Json, Model, Variant } from '../../checker/model.js';
 import { machineKey, machineSystem } from '../../checker/compose.js';
 import type { MState } from '../../checker/machine.js';
 import { buildPoolMachine } from '../../machines/thin-pool/machine.js';
@@ -22,7 +22,7 @@ export { poolBounds, poolConfig };
 /** What the lockstep runner compares with the impl: the user-visible pool. */
 export function projectPool(s: PoolMState, profile: Profile): Json {
   const c = s.context;
-  const l = c.last;
+  const l = c.shown;
   return {
     mode: s.value[0]!,
     status: statusLine(s.value[0] as Mode, c, profile),
@@ -30,11 +30,17 @@ export function projectPool(s: PoolMState, profile: Profile): Json {
     queued: c.retry.length,
     mapping: s.value[0] === 'fail' ? null : c.map[0]!.slice(),
     thin1: s.value[0] === 'fail' ? null : c.map[1] !== null,
-    io: l?.io ? l.io.result : null,
+    io: l?.io ?? null,
     // Bios that completed off the retry list (re-parked ones show in `queued`).
-    released: l ? l.released.filter((r) => r.result !== 'queued').map((r) => r.result) : [],
+    released: l ? l.released.filter((r) => r !== 'queued') : [],
     errno: l?.errno ?? null,
     events: l ? l.events.slice() : [],
+    // Internal, but what the later events depend on: the registered metadata threshold
+    // (calc_metadata_threshold at pool_ctr) and whether no_space_timeout's delayed work is queued.
+    mdThreshold: c.mdThr,
+    // dmsetup info's SUSPENDED: a failed resume leaves the pool device suspended.
+    suspended: c.suspended,
+    timer: c.timer,
   };
 }
 
@@ -43,13 +49,41 @@ export const poolFaults: FaultSurface<PoolMState> = {
   inject: (s, site) => ({ value: s.value, context: { ...s.context, fault: site === 'md-io-abort' ? 'md-io-abort' : 'md-io' } }),
 };
 
+/**
+ * State reduction for the explorer (and everything else that steps the instance). The transition
+ * rules read the ghost record `last` of the step that led to a state, which made arrivals by
+ * different steps distinct states (about 13× as many at the default bounds). Here every successor is
+ * judged by every rule as it is generated; when it breaks none, its record is dropped (the visible
+ * part stays in `shown`; the step never reads the previous record, semantics.ts `begin`), so
+ * arrivals that look the same merge. A successor that breaks a rule keeps its whole record, so the
+ * explorer (which checks new states) reports it with its shortest path.
+ */
+function reducedStep(step: (s: PoolMState, e: PoolEvent) => PoolMState | null, invariants: readonly Invariant<PoolMState>[]) {
+  return (s: PoolMState, e: PoolEvent): PoolMState | null => {
+    const n = step(s, e);
+    if (n === null || n.context.last === null) return n;
+    for (const inv of invariants) if (inv.check(n) !== null) return n;
+    return { value: n.value, context: { ...n.context, last: null } };
+  };
+}
+
+/**
+ * The explorer's state key: without `shown` once the step's record is dropped. The step reads
+ * neither, and the rules read `shown` never, so states that differ only there have the same futures
+ * and the same verdicts; lockstep and replay step concrete states and still see `shown`.
+ */
+function reducedKey(s: PoolMState): string {
+  return s.context.last === null && s.context.shown !== null ? machineKey({ value: s.value, context: { ...s.context, shown: null } }) : machineKey(s);
+}
+
 export function poolInstance(bounds: Bounds, variant: Variant): Instance<PoolMState, PoolEvent> {
   const cfg = poolConfig(bounds, variant);
   const machine = buildPoolMachine(cfg);
   const system = machineSystem(machine, (s) => candidateEvents(cfg, { mode: s.value[0] as Mode, ctx: s.context }));
+  const invariants = poolInvariants(cfg.profile);
   return {
-    system: { ...system, key: machineKey },
-    invariants: poolInvariants(cfg.profile),
+    system: { ...system, step: reducedStep(system.step, invariants), key: reducedKey },
+    invariants,
     describe: (s) => {
       const c = s.context;
       return `${s.value[0]} data free ${dataFree(c)}/${c.dataNr} md free ${mdFree(c)}/${c.mdNr} queued ${c.retry.length}${c.needsCheck ? ' needs_check' : ''} map ${JSON.stringify(c.map)}`;
@@ -58,6 +92,14 @@ export function poolInstance(bounds: Bounds, variant: Variant): Instance<PoolMSt
     project: (s) => projectPool(s, cfg.profile),
     fault: poolFaults,
   };
+}
+
+/** The same instance without the state reduction (for the test that compares the two). */
+export function unreducedInstance(bounds: Bounds, variant: Variant): Instance<PoolMState, PoolEvent> {
+  const inst = poolInstance(bounds, variant);
+  const cfg = poolConfig(bounds, variant);
+  const system = machineSystem(buildPoolMachine(cfg), (s) => candidateEvents(cfg, { mode: s.value[0] as Mode, ctx: s.context }));
+  return { ...inst, system: { ...system, key: machineKey } };
 }
 
 export const thinPoolModel: Model<PoolMState, PoolEvent> = {

@@ -4,7 +4,7 @@
 import type { Bounds, Json } from '../../checker/model.js';
 import { initialPoolState, poolStep } from '../../machines/thin-pool/semantics.js';
 import type { Mode, PoolState, Profile } from '../../machines/thin-pool/types.js';
-import { poolConfig } from './config.js';
+import { poolBounds, poolConfig } from './config.js';
 import type { Scenario, ScenarioExpect } from './scenarios.js';
 import { modeWord, statusLine } from './status.js';
 
@@ -33,9 +33,14 @@ export function observeMachine(s: PoolState, profile: Profile): Observed {
   };
 }
 
-/** Scenarios get roomy metadata unless they are about metadata space. */
+/**
+ * A scenario runs at the model's default bounds except where it says otherwise, so `dmcheck check`
+ * can tell which scenarios lie inside the explored state space.
+ */
 export function scenarioBounds(sc: Scenario): Bounds {
-  return { md: 12, mdMax: 16, queue: 4, ...sc.bounds };
+  const out: Record<string, number> = {};
+  for (const [k, spec] of Object.entries(poolBounds)) out[k] = spec.default;
+  return { ...out, ...sc.bounds };
 }
 
 /** Run the scenario on the machine; throws with the failing step if an event is not enabled. */

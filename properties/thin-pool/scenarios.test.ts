@@ -4,12 +4,14 @@
 
 import { describe, expect, it } from 'vitest';
 import { canonical } from '../../checker/lockstep.js';
-import { boundsWithDefaults } from '../../checker/model.js';
+import { withOperators } from '../../checker/operators.js';
+import { scenarioCoverage } from '../../checker/scenarios.js';
+import { asModel, boundsWithDefaults, type Ev, type Instance } from '../../checker/model.js';
 import { initialPoolState, poolStep } from '../../machines/thin-pool/semantics.js';
 import type { PoolState, Profile } from '../../machines/thin-pool/types.js';
 import { poolConfig } from './config.js';
 import { createPoolHarness } from './impl-adapter.js';
-import { projectPool, thinPoolModel } from './model.js';
+import { projectPool, thinPoolModel, type PoolMState } from './model.js';
 import { compareExpect, observeMachine, runScenarioOnMachine, scenarioBounds } from './run-scenario.js';
 import { poolScenarios } from './scenarios.js';
 
@@ -51,5 +53,35 @@ describe('thin-pool named scenarios', () => {
     ]) {
       expect(names).toContain(n);
     }
+  });
+
+  it("what `dmcheck check` reports as covered is a path of the explored graph at the default bounds", () => {
+    // checker/scenarios.ts only compares bounds; here each step of a covered scenario must be one of
+    // the events the explorer tries in that state (a `fault` message is the engine's @fault operator).
+    const model = asModel(thinPoolModel);
+    const defaults = boundsWithDefaults(thinPoolModel, {});
+    const cov = scenarioCoverage(model, 'fixed', defaults);
+    const covered = cov.filter((c) => c.covered).map((c) => c.name);
+    console.log(`scenarios inside the explored space: ${covered.length}/${cov.length}: ${covered.join(', ')}`);
+    expect(covered.length).toBeGreaterThanOrEqual(10);
+    const off: string[] = [];
+    for (const sc of poolScenarios.filter((x) => covered.includes(x.name))) {
+      for (const profile of Object.keys(sc.expect)) {
+        const inst = thinPoolModel.instance(defaults, { profile, mutant: null }) as unknown as Instance<PoolMState, Ev>;
+        const sys = withOperators(inst);
+        let st = sys.initial()[0]!;
+        for (const [i, e] of sc.events.entries()) {
+          const asTried: Ev = e.type === 'fault' ? { type: '@fault', site: e.kind } : e;
+          const tried = sys.events(st).some((x) => canonical(x) === canonical(asTried));
+          const next = sys.step(st, asTried);
+          if (!tried || next === null) {
+            off.push(`${sc.name} (${profile}) step ${i + 1} ${JSON.stringify(e)}: ${tried ? 'not enabled' : 'not an event the explorer tries'}`);
+            break;
+          }
+          st = next;
+        }
+      }
+    }
+    expect(off).toEqual([]);
   });
 });

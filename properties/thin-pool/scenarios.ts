@@ -67,21 +67,21 @@ export const poolScenarios: readonly Scenario[] = [
   {
     name: 'resize_after_OODS_held_io',
     source: 'dmtest pool_resize_tests.rb',
-    bounds: { vblocks: 2, data: 1, dataMax: 2 },
-    events: [W(0), W(1), reload(2, 12)],
+    bounds: { vblocks: 2, data: 1, dataMax: 2, md: 8, mdMax: 8 },
+    events: [W(0), W(1), reload(2, 8)],
     expect: both({ mode: 'rw', released: ['remap'], queued: 0, errno: 'ok' }),
   },
   {
     name: 'resize_after_OODS_error_immediately',
     source: 'dmtest pool_resize_tests.rb',
-    bounds: { vblocks: 2, data: 1, dataMax: 2, eins: 1 },
-    events: [W(0), W(1), reload(2, 12, true), W(1)],
+    bounds: { vblocks: 2, data: 1, dataMax: 2, eins: 1, md: 8, mdMax: 8 },
+    events: [W(0), W(1), reload(2, 8, true), W(1)],
     expect: both({ mode: 'rw', io: 'remap', words: ['2/2'] }),
   },
   {
     name: 'suspend_resume_keeps_read_write',
     source: 'dmtest resize_io: "suspend/resume cycle should _not_ cause read-write -> read-only"',
-    bounds: { vblocks: 2, data: 2 },
+    bounds: { vblocks: 2 },
     events: [W(0), { type: 'resume' }],
     expect: both({ mode: 'rw', errno: 'ok' }),
   },
@@ -131,28 +131,28 @@ export const poolScenarios: readonly Scenario[] = [
   {
     name: 'exhausting_metadata_space_causes_fail_mode',
     source: 'dmtest metadata_resize_tests.rb (abort itself fails)',
-    bounds: { vblocks: 2, data: 2 },
+    bounds: { vblocks: 2 },
     events: [{ type: 'fault', kind: 'md-io-abort' }, W(0)],
     expect: both({ mode: 'Fail', words: ['Fail'], io: 'EIO' }),
   },
   {
     name: 'commit_failure_sets_needs_check',
     source: 'dmtest needs_check_tests.rb',
-    bounds: { vblocks: 2, data: 2 },
+    bounds: { vblocks: 2 },
     events: [W(0), { type: 'fault', kind: 'md-io' }, { type: 'flush' }],
     expect: both({ mode: 'ro', needsCheck: true, io: 'EIO' }),
   },
   {
     name: 'commit_failure_needs_check_survives_reactivation',
     source: 'dmtest needs_check_tests.rb',
-    bounds: { vblocks: 2, data: 2 },
+    bounds: { vblocks: 2 },
     events: [W(0), { type: 'fault', kind: 'md-io' }, { type: 'flush' }, { type: 'reactivate', clear: false }],
     expect: both({ mode: 'ro', needsCheck: true }),
   },
   {
     name: 'commit_failure_cleared_by_thin_check',
     source: 'dmtest needs_check_tests.rb (thin_check --clear-needs-check-flag)',
-    bounds: { vblocks: 2, data: 2 },
+    bounds: { vblocks: 2 },
     events: [W(0), { type: 'fault', kind: 'md-io' }, { type: 'flush' }, { type: 'reactivate', clear: true }, W(1)],
     expect: both({ mode: 'rw', needsCheck: false, io: 'remap' }),
   },
@@ -160,13 +160,13 @@ export const poolScenarios: readonly Scenario[] = [
     name: 'grow_refused_while_needs_check',
     source: 'dm-thin.md §4 needs_check effect (2)',
     bounds: { vblocks: 2, data: 1, dataMax: 2 },
-    events: [W(0), { type: 'fault', kind: 'md-io' }, { type: 'flush' }, reload(2, 12)],
+    events: [W(0), { type: 'fault', kind: 'md-io' }, { type: 'flush' }, reload(2, 6)],
     expect: both({ mode: 'ro', needsCheck: true, errno: 'ok', words: ['/1'] }),
   },
   {
     name: 'bz1230271_metadata_replaced_by_error_target',
     source: 'dmtest bz1230271',
-    bounds: { vblocks: 2, data: 2 },
+    bounds: { vblocks: 2 },
     events: [{ type: 'fault', kind: 'md-io-abort' }, W(0), R(1)],
     expect: both({ mode: 'Fail', io: 'EIO' }),
   },
@@ -174,7 +174,7 @@ export const poolScenarios: readonly Scenario[] = [
     name: 'message_failure_not_escalated',
     source: 'dm-thin.md §4 (message failures go back to the caller, no mode change)',
     bounds: { vblocks: 2, data: 1 },
-    events: [W(0), W(1), { type: 'fault', kind: 'md-io' }, { type: 'delete', id: 0 }, { type: 'create_thin', id: 1 }],
+    events: [W(0), W(1), { type: 'fault', kind: 'md-io' }, { type: 'create_thin', id: 1 }],
     expect: {
       'linux-3.14': { mode: 'out_of_data_space', queued: 1, errno: 'EIO' },
       fixed: { mode: 'out_of_data_space', queued: 1, errno: 'EIO' },
@@ -183,14 +183,14 @@ export const poolScenarios: readonly Scenario[] = [
   {
     name: 'thin_remove_works_after_resize',
     source: 'dmtest metadata_resize_tests.rb',
-    bounds: { vblocks: 2, data: 2, md: 6, mdMax: 8 },
-    events: [reload(2, 8), { type: 'create_thin', id: 1 }, { type: 'delete', id: 1 }],
+    bounds: { vblocks: 2 },
+    events: [reload(1, 8), { type: 'create_thin', id: 1 }, { type: 'delete', id: 1 }],
     expect: both({ mode: 'rw', errno: 'ok', words: ['/8'] }),
   },
   {
     name: 'delete_in_out_of_data_space_frees_space',
     source: 'dm-thin.md §10 #15 (8d07e8a5)',
-    bounds: { vblocks: 2, data: 2 },
+    bounds: { vblocks: 2, data: 2, md: 8, mdMax: 8 },
     events: [W(0), { type: 'create_snap', id: 1, origin: 0 }, W(0), W(1), { type: 'delete', id: 1 }],
     expect: {
       'linux-3.14': { mode: 'out_of_data_space', errno: 'ok', queued: 1 },
@@ -200,7 +200,7 @@ export const poolScenarios: readonly Scenario[] = [
   {
     name: 'flush_in_out_of_data_space',
     source: 'dm-thin.md §2.1 (commit refused unless PM_WRITE; #15)',
-    bounds: { vblocks: 2, data: 1 },
+    bounds: { vblocks: 2, data: 1, md: 7, mdMax: 7 },
     events: [W(0), W(1), { type: 'create_snap', id: 1, origin: 0 }, { type: 'flush' }],
     expect: {
       'linux-3.14': { mode: 'out_of_data_space', io: 'EIO' },
@@ -241,7 +241,7 @@ export const poolScenarios: readonly Scenario[] = [
   {
     name: 'messages_refused_in_read_only',
     source: 'dm-thin.md §9; real-kernel-oracle §5.4 (Operation not supported)',
-    bounds: { vblocks: 2, data: 2 },
+    bounds: { vblocks: 2 },
     events: [W(0), { type: 'fault', kind: 'md-io' }, { type: 'flush' }, { type: 'create_thin', id: 1 }],
     expect: {
       'linux-3.14': { mode: 'ro', errno: 'EPERM' },
@@ -251,7 +251,7 @@ export const poolScenarios: readonly Scenario[] = [
   {
     name: 'messages_refused_in_fail',
     source: 'dm-thin.md §9',
-    bounds: { vblocks: 2, data: 2 },
+    bounds: { vblocks: 2 },
     events: [{ type: 'fault', kind: 'md-io-abort' }, W(0), { type: 'create_thin', id: 1 }],
     expect: {
       'linux-3.14': { mode: 'Fail', errno: 'EINVAL' },

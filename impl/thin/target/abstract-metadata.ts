@@ -42,6 +42,8 @@ export class AbstractMetadata implements PoolMetadataApi {
   fault: AbstractFault = 'none';
   /** Test hook: set_needs_check forgets to dirty the superblock (mutant 13-not-persisted). */
   needsCheckNotPersisted = false;
+  /** Test hook: check_threshold fires on every observation below the threshold (mutant 6-level, before ac8c3f3d). */
+  levelTriggeredThreshold = false;
 
   constructor(
     private readonly disk: AbstractDisk,
@@ -78,7 +80,10 @@ export class AbstractMetadata implements PoolMetadataApi {
 
   private observe(free: number): void {
     const t = this.threshold;
-    if (t && free <= t.value && !(this.lastObserved >= 0 && this.lastObserved <= t.value)) t.fn();
+    if (t) {
+      const already = this.lastObserved >= 0 && this.lastObserved <= t.value;
+      if (free <= t.value && (this.levelTriggeredThreshold || !already)) t.fn();
+    }
     this.lastObserved = free;
   }
 
