@@ -20,11 +20,8 @@ export function machineSystem<C, E extends Ev>(
   // a list made afresh per state is stepped event by event.
   let lastEvents: readonly E[] | null = null;
   let lastSuccessors: ((s: MState<C>, emit: (e: E, next: MState<C>) => void) => void) | null = null;
-  return {
-    initial: () => [initial],
-    events,
-    step: (s, e) => m.step(s, e),
-    successors: (s, emit) => {
+  const step = (s: MState<C>, e: E): MState<C> | null => m.step(s, e);
+  const each = (s: MState<C>, emit: (e: E, next: MState<C>) => void): void => {
       const evs = events(s);
       if (evs !== lastEvents) {
         // A new list: step it plainly; compile it once it comes back for the next state.
@@ -38,10 +35,15 @@ export function machineSystem<C, E extends Ev>(
       }
       lastSuccessors ??= m.successorsOf(evs);
       lastSuccessors(s, emit);
-    },
+  };
+  return {
+    initial: () => [initial],
+    events,
+    step,
+    successors: { of: step, each },
     key,
     // Units identify states exactly as the machine's own key does; a custom key has none.
-    ...(key === m.key && m.encode !== undefined && m.decode !== undefined ? { encode: m.encode, decode: m.decode } : {}),
+    ...(key === m.key && m.encode !== undefined && m.decode !== undefined ? { units: { of: key, encode: m.encode, decode: m.decode } } : {}),
   };
 }
 

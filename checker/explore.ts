@@ -82,7 +82,8 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
   // Without crash or fault operators every event is a protocol event: step the protocol directly.
   const step = sys.operators ? sys.step : inst.system.step;
   const events = sys.operators ? sys.events : inst.system.events;
-  const successors = sys.operators ? undefined : inst.system.successors;
+  const fast = inst.system.successors;
+  const successors = !sys.operators && fast !== undefined && fast.of === inst.system.step ? fast.each : undefined;
   const maxStates = Math.min(opts.maxStates ?? 5_000_000, MAP_LIMIT);
   const deadline = opts.maxSeconds !== undefined ? Date.now() + opts.maxSeconds * 1000 : Infinity;
   const checkProgress = (opts.checkProgress ?? true) && inst.quiescent !== undefined;

@@ -42,24 +42,26 @@ export interface System<S, E extends Ev> {
   readonly events: (s: S) => readonly E[];
   readonly step: (s: S, e: E) => S | null;
   /**
-   * Optional fast path for the explorer: call `emit` for each event of `events(s)` that `step`
-   * enables, in list order, with the state `step` would give.
+   * Optional fast path for the explorer: `each` calls `emit` for every event of `events(s)` that
+   * `step` enables, in list order, with the state `step` would give. Used only while `of` is this
+   * system's own `step`: a model that spreads a system and replaces its step loses the fast path,
+   * never its semantics.
    */
-  readonly successors?: (s: S, emit: (e: E, next: S) => void) => void;
+  readonly successors?: { readonly of: System<S, E>['step']; readonly each: (s: S, emit: (e: E, next: S) => void) => void };
   /** Canonical key: equal keys mean equal states. */
   readonly key: (s: S) => string;
   /**
-   * Optional: the same identification as units (System states with equal unit sequences are exactly
-   * those with equal keys), written into `out` from 0; returns the count (retry with a larger buffer
-   * when it exceeds out.length), or -1 for a state that must be identified by `key`. The explorer
-   * stores units in its own hash table instead of making a string per transition.
+   * Optional: the same identification as units, for the explorer's state store. `encode` writes a
+   * state's units into `out` from 0 and returns their count (retry with a larger buffer when it
+   * exceeds out.length), or -1 for a state that must be identified by `key`; equal unit sequences
+   * exactly when equal keys. `decode` gives back a state equivalent (same key, same futures) to the
+   * one encoded at units[start]. Used only while `of` is this system's own `key`.
    */
-  readonly encode?: (s: S, out: Uint16Array) => number;
-  /**
-   * Optional, with `encode`: the state whose units start at units[start] (for encode's fast path).
-   * With both, the explorer stores units only and decodes a state when it expands or reports it.
-   */
-  readonly decode?: (units: Uint16Array, start: number) => S;
+  readonly units?: {
+    readonly of: System<S, E>['key'];
+    readonly encode: (s: S, out: Uint16Array) => number;
+    readonly decode: (units: Uint16Array, start: number) => S;
+  };
 }
 
 /** A seeded bug modelled on a real kernel fix. */

@@ -134,13 +134,13 @@ export interface Visited<S> {
 
 export interface Codec<S> {
   readonly key: (s: S) => string;
-  readonly encode?: (s: S, out: Uint16Array) => number;
-  readonly decode?: (units: Uint16Array, start: number) => S;
+  readonly units?: { readonly of: (s: S) => string; readonly encode: (s: S, out: Uint16Array) => number; readonly decode: (units: Uint16Array, start: number) => S };
 }
 
 export function visitedStates<S>(c: Codec<S>): Visited<S> {
-  const { encode, decode } = c;
-  if (encode === undefined || decode === undefined) return keyedStates(c.key);
+  // Units stand for the key only when they were made for this very key (see System.units).
+  if (c.units === undefined || c.units.of !== c.key) return keyedStates(c.key);
+  const { encode, decode } = c.units;
   const store = new StateStore();
   // A state off its encoder's fast path is kept as an object under its string key.
   const slowIndex = new Map<string, number>();

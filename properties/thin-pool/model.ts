@@ -72,8 +72,12 @@ function reducedStep(step: (s: PoolMState, e: PoolEvent) => PoolMState | null, i
  * neither, and the rules read `shown` never, so states that differ only there have the same futures
  * and the same verdicts; lockstep and replay step concrete states and still see `shown`.
  */
+function reduced(s: PoolMState): PoolMState {
+  return s.context.last === null && s.context.shown !== null ? { value: s.value, context: { ...s.context, shown: null } } : s;
+}
+
 function reducedKey(s: PoolMState): string {
-  return s.context.last === null && s.context.shown !== null ? machineKey({ value: s.value, context: { ...s.context, shown: null } }) : machineKey(s);
+  return machineKey(reduced(s));
 }
 
 export function poolInstance(bounds: Bounds, variant: Variant): Instance<PoolMState, PoolEvent> {
@@ -81,8 +85,17 @@ export function poolInstance(bounds: Bounds, variant: Variant): Instance<PoolMSt
   const machine = buildPoolMachine(cfg);
   const system = machineSystem(machine, (s) => candidateEvents(cfg, { mode: s.value[0] as Mode, ctx: s.context }));
   const invariants = poolInvariants(cfg.profile);
+  const { encode, decode } = machine;
   return {
-    system: { ...system, step: reducedStep(system.step, invariants), key: reducedKey },
+    system: {
+      initial: system.initial,
+      events: system.events,
+      step: reducedStep(system.step, invariants),
+      key: reducedKey,
+      // The same identification as units for the explorer's store: the machine's encoder on the
+      // reduced state (decoding gives the reduced state, which has the same futures and verdicts).
+      ...(encode !== undefined && decode !== undefined ? { units: { of: reducedKey, encode: (s: PoolMState, out: Uint16Array) => encode(reduced(s), out), decode } } : {}),
+    },
     invariants,
     describe: (s) => {
       const c = s.context;
