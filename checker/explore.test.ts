@@ -33,6 +33,18 @@ function inst(over: Partial<Omit<Instance<MState<C>, Ev>, 'valueOf'>> = {}): Ins
 }
 
 describe('explorer', () => {
+  it('uses a system\'s fast paths only while they belong to its own step and key', () => {
+    const base = machineSystem(counter, () => [{ type: 'INC' }, { type: 'STOP' }]);
+    expect(base.successors?.of).toBe(base.step);
+    expect(base.units?.of).toBe(base.key);
+    // A coarser key (n forgotten once stopped) and a step that never stops, by spreading the system:
+    // the machine's own units and successors no longer describe it and must not be used.
+    const coarse = { ...base, key: (s: MState<C>) => (s.value[0] === 'stopped' ? 'stopped' : `run${s.context.n}`) };
+    expect(explore(inst({ system: coarse })).states).toBe(5);
+    const noStop = { ...base, step: (s: MState<C>, e: Ev) => (e.type === 'STOP' ? null : base.step(s, e)) };
+    expect(explore(inst({ system: noStop })).states).toBe(4);
+  });
+
   it('counts states, transitions and depth exactly', () => {
     const r = explore(inst());
     // run n=0..3 and stopped n=0..3; INC enabled for n<3 in run, STOP in every run state.
