@@ -1,15 +1,16 @@
 // Compact canonical state keys: the explorer stores one key per state and hashes one per transition,
 // so the key is the engine's hottest code after the machine's own guards and updates.
 //
-// A key function is generated once per machine from a template context (the initial one). Its fast
-// path reads the template's fields directly (generated property reads, no loops over key names) and
-// writes one UTF-16 code unit per leaf: region state indices, small integers, booleans, strings
-// interned to small ids, array lengths. Anything that does not fit the template — a missing or extra
-// property, a leaf of another type, a float, an out-of-range number, too many distinct strings —
-// sends the whole state to the slow path, the region names and the context as JSON. The two paths
-// start with different marker units, so a fast key never equals a slow one, and each path is
-// injective on its own; hence two states get equal keys exactly when they are equal as JSON values
-// up to property order (checker/compact-key.test.ts checks this against machineKey).
+// An encoder (and its decoder) is generated once per machine from a template context (the initial
+// one). It reads the template's fields directly (generated property reads, no loops over key names)
+// and writes UTF-16 code units: region state indices, small integers, booleans, strings interned to
+// small ids, array lengths — one unit each for common values. A value that does not fit its place
+// in the template (another type, a float, a big number, an object with other properties, a null
+// where the template has an array...) is written as a JSON run: the JSON marker, its length and
+// its JSON text. At every position the typed codes and the JSON marker differ, so the encoding is
+// injective; two states get equal units exactly when they are equal as JSON values up to property
+// order (checker/compact-key.test.ts checks this against machineKey on many shapes). Only a context
+// that is not an object at all takes the whole-state slow path.
 
 import type { MState } from './machine.js';
 
@@ -21,6 +22,9 @@ const SLOW = 2;
 const WIDE = 1;
 const TRUE = 3;
 const FALSE = 4;
+const JSON_RUN = 5; // then a count n, then the n units of the value's JSON text
+const OBJ = 6; // an object in the template's shape follows, field by field
+const NUL = 7; // null, where the template has null
 const NARROW = 16; // a small non-negative count or id n is the unit NARROW + n (n < 240)
 const NUM_LO = -16; // numbers NUM_LO..223 are the unit v + 32
 const NUM_NARROW = 32;
@@ -45,32 +49,36 @@ function countCode(n: string): string {
   return `if (${n} < 240) out[p++] = ${NARROW} + ${n}; else { out[p++] = ${WIDE}; out[p++] = ${n} + 0x100; }`;
 }
 
+/** Code writing the JSON run of the value in variable `v` (JSON's null for an undefined array element). */
+function jsonRunCode(v: string): string {
+  return `{ const j = JSON.stringify(${v}) ?? 'null'; const n = j.length; if (n >= ${MAX_IDS}) return slow(s); out[p++] = ${JSON_RUN}; ${countCode('n')} for (let c = 0; c < n; c++) out[p++] = j.charCodeAt(c); }`;
+}
+
 /**
- * Code that encodes the value in variable `v` shaped like template `t` into out[p++], or returns the
- * slow key when it does not fit. Nested arrays use the template's first element as the element shape.
+ * Code that encodes the value in variable `v` shaped like template `t` into out[p++]; a value that
+ * does not fit is written as a JSON run. Nested arrays use the template's first element as the
+ * element shape; an empty array or a null in the template accepts only itself in typed form.
  */
 function genValue(t: unknown, v: string, g: Gen): void {
   const L = g.lines;
+  const fallback = jsonRunCode(v);
   if (typeof t === 'boolean') {
-    L.push(`if (${v} === true) out[p++] = ${TRUE}; else if (${v} === false) out[p++] = ${FALSE}; else return slow(s);`);
+    L.push(`if (${v} === true) out[p++] = ${TRUE}; else if (${v} === false) out[p++] = ${FALSE}; else ${fallback}`);
   } else if (typeof t === 'number') {
-    L.push(`if (typeof ${v} !== 'number' || (${v} | 0) !== ${v}) return slow(s);`);
-    L.push(`if (${v} >= ${NUM_LO} && ${v} <= ${NUM_HI}) out[p++] = ${v} + ${NUM_NARROW};`);
-    L.push(`else if (${v} >= ${WIDE_MIN} && ${v} <= ${WIDE_MAX}) { out[p++] = ${WIDE}; out[p++] = ${v} + ${WIDE_BIAS}; }`);
-    L.push('else return slow(s);');
+    L.push(`if (typeof ${v} === 'number' && (${v} | 0) === ${v} && ${v} >= ${NUM_LO} && ${v} <= ${NUM_HI}) out[p++] = ${v} + ${NUM_NARROW};`);
+    L.push(`else if (typeof ${v} === 'number' && (${v} | 0) === ${v} && ${v} >= ${WIDE_MIN} && ${v} <= ${WIDE_MAX}) { out[p++] = ${WIDE}; out[p++] = ${v} + ${WIDE_BIAS}; }`);
+    L.push(`else ${fallback}`);
   } else if (typeof t === 'string') {
-    L.push(`if (typeof ${v} !== 'string') return slow(s);`);
     const id = `i${g.vars++}`;
-    L.push(`let ${id} = strings.get(${v});`);
-    L.push(`if (${id} === undefined) { if (strings.size >= ${MAX_IDS}) return slow(s); ${id} = strings.size; strings.set(${v}, ${id}); names.push(${v}); }`);
-    L.push(countCode(id));
+    L.push(`let ${id} = typeof ${v} === 'string' ? strings.get(${v}) : -1;`);
+    L.push(`if (${id} === undefined && strings.size < ${MAX_IDS}) { ${id} = strings.size; strings.set(${v}, ${id}); names.push(${v}); }`);
+    L.push(`if (${id} !== undefined && ${id} >= 0) { ${countCode(id)} } else ${fallback}`);
   } else if (t === null) {
-    L.push(`if (${v} !== null) return slow(s);`);
+    L.push(`if (${v} === null) out[p++] = ${NUL}; else ${fallback}`);
   } else if (Array.isArray(t)) {
     const n = `n${g.vars++}`;
-    L.push(`if (!Array.isArray(${v})) return slow(s);`);
+    L.push(`if (Array.isArray(${v}) && ${v}.length < ${MAX_IDS} && (${t.length > 0 ? 'true' : `${v}.length === 0`})) {`);
     L.push(`const ${n} = ${v}.length;`);
-    L.push(`if (${n} >= ${MAX_IDS}) return slow(s);`);
     L.push(countCode(n));
     if (t.length > 0) {
       const i = `k${g.vars++}`;
@@ -79,58 +87,53 @@ function genValue(t: unknown, v: string, g: Gen): void {
       L.push(`const ${e} = ${v}[${i}];`);
       genValue(t[0], e, g);
       L.push('}');
-    } else {
-      // No element shape to follow: only the empty array fits.
-      L.push(`if (${n} !== 0) return slow(s);`);
     }
+    L.push(`} else ${fallback}`);
   } else if (typeof t === 'object') {
     const o = t as Record<string, unknown>;
     const keys = Object.keys(o);
     const c = `c${g.vars++}`;
-    L.push(`if (${v} === null || typeof ${v} !== 'object' || Array.isArray(${v})) return slow(s);`);
-    // Exactly the template's count of defined properties (JSON drops undefined ones): with every
-    // template property present (a missing one reads undefined, which no template leaf accepts), no
-    // extra property can hide from the key.
-    L.push(`let ${c} = 0; for (const k in ${v}) if (${v}[k] !== undefined) ${c}++;`);
-    L.push(`if (${c} !== ${keys.length}) return slow(s);`);
+    // Exactly the template's properties, all defined (JSON drops undefined ones): then no extra
+    // property can hide from the typed form. Anything else is one JSON run for the whole object.
+    L.push(`let ${c} = -1;`);
+    L.push(`if (${v} !== null && typeof ${v} === 'object' && !Array.isArray(${v})) { ${c} = 0; for (const k in ${v}) if (${v}[k] !== undefined) ${c}++; }`);
+    L.push(`if (${c} === ${keys.length}${keys.map((k) => ` && ${v}[${JSON.stringify(k)}] !== undefined`).join('')}) {`);
+    L.push(`out[p++] = ${OBJ};`);
     for (const k of keys) {
       const f = `f${g.vars++}`;
       L.push(`const ${f} = ${v}[${JSON.stringify(k)}];`);
       genValue(o[k], f, g);
     }
+    L.push(`} else ${fallback}`);
   } else {
-    // undefined, functions, bigints: not JSON state; let the slow path say what JSON makes of it.
-    L.push('return slow(s);');
+    // undefined, functions, bigints in the template: no typed form; JSON says what they are.
+    L.push(fallback);
   }
 }
 
-/** Code reading a count or id written by countCode into a new variable; returns its name. */
-function readCount(g: Gen): string {
-  const n = `n${g.vars++}`;
-  g.lines.push(`const ${n} = u[p] === ${WIDE} ? u[(p += 2) - 1] - 0x100 : u[p++] - ${NARROW};`);
-  return n;
-}
-
 /**
- * The inverse of genValue on its fast path: code reading a value shaped like template `t` from
- * u[p++] into a new variable, whose name it returns. Objects are rebuilt with the template's
- * property order, which is the order every state of the machine has (updates spread the previous
- * context, and JSON order is insertion order).
+ * The inverse of genValue: code reading a value shaped like template `t` from u[p++] into a new
+ * variable, whose name it returns. Objects are rebuilt with the template's property order, which is
+ * the order every state of the machine has (updates spread the previous context, and JSON order is
+ * insertion order); a JSON run is parsed.
  */
 function genDecode(t: unknown, g: Gen): string {
   const L = g.lines;
   const v = `d${g.vars++}`;
+  L.push(`let ${v};`);
+  L.push(`if (u[p] === ${JSON_RUN}) { p++; const n = ${readCountExpr()}; ${v} = JSON.parse(String.fromCharCode.apply(null, u.subarray(p, p + n))); p += n; } else {`);
   if (typeof t === 'boolean') {
-    L.push(`const ${v} = u[p++] === ${TRUE};`);
+    L.push(`${v} = u[p++] === ${TRUE};`);
   } else if (typeof t === 'number') {
-    L.push(`const ${v} = u[p] === ${WIDE} ? u[(p += 2) - 1] - ${WIDE_BIAS} : u[p++] - ${NUM_NARROW};`);
+    L.push(`${v} = u[p] === ${WIDE} ? u[(p += 2) - 1] - ${WIDE_BIAS} : u[p++] - ${NUM_NARROW};`);
   } else if (typeof t === 'string') {
-    L.push(`const ${v} = names[${readCount(g)}];`);
+    L.push(`${v} = names[${readCountExpr()}];`);
   } else if (t === null) {
-    L.push(`const ${v} = null;`);
+    L.push(`p++; ${v} = null;`);
   } else if (Array.isArray(t)) {
-    const n = readCount(g);
-    L.push(`const ${v} = new Array(${n});`);
+    const n = `n${g.vars++}`;
+    L.push(`const ${n} = ${readCountExpr()};`);
+    L.push(`${v} = new Array(${n});`);
     if (t.length > 0) {
       const i = `k${g.vars++}`;
       L.push(`for (let ${i} = 0; ${i} < ${n}; ${i}++) {`);
@@ -140,12 +143,19 @@ function genDecode(t: unknown, g: Gen): string {
     }
   } else if (typeof t === 'object') {
     const o = t as Record<string, unknown>;
+    L.push('p++;'); // the OBJ unit
     const fields = Object.keys(o).map((k) => `${JSON.stringify(k)}: ${genDecode(o[k], g)}`);
-    L.push(`const ${v} = { ${fields.join(', ')} };`);
+    L.push(`${v} = { ${fields.join(', ')} };`);
   } else {
-    throw new Error(`compact key: a template leaf of type ${typeof t} has no fast path to decode`);
+    L.push(`throw new Error('compact key: no typed form to decode');`);
   }
+  L.push('}');
   return v;
+}
+
+/** An expression reading a count or id written by countCode (advances p). */
+function readCountExpr(): string {
+  return `(u[p] === ${WIDE} ? u[(p += 2) - 1] - 0x100 : u[p++] - ${NARROW})`;
 }
 
 /** A machine's compiled key, as a string and as units (see System.encode). */
@@ -206,8 +216,7 @@ export function compileMachineKey<C>(
   const d: Gen = { lines: [], vars: 0 };
   const r = `r${d.vars++}`;
   d.lines.push(`for (let ${r} = 0; ${r} < ${regions}; ${r}++) {`);
-  const q = readCount(d);
-  d.lines.push(`ix[${r}] = ${q};`, `value[${r}] = states[${r}][${q}];`, '}');
+  d.lines.push(`const q = ${readCountExpr()};`, `ix[${r}] = q;`, `value[${r}] = states[${r}][q];`, '}');
   const ctx = genDecode(template, d);
   const decodeBody = [
     'return function decode(u, start) {',
