@@ -271,7 +271,7 @@ async function checkVariant(model: AnyModel, variant: Variant, bounds: Bounds, i
           profile: variant.profile,
           mutant: variant.mutant,
           engine: 'lockstep',
-          initialIndex: 0,
+          initialIndex: l.failure.initialIndex,
           steps: l.failure.steps,
           violation: l.failure.violation,
           fastcheck: { seed: l.failure.seed, path: l.failure.path },

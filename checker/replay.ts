@@ -71,7 +71,7 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
   let s: S = first;
   const useImpl = (opts.impl ?? true) && model.impl !== undefined;
   const gate = new TraceGate();
-  const impl = useImpl ? model.impl!.create(variant, trace.bounds, gate) : null;
+  const impl = useImpl ? model.impl!.create(variant, trace.bounds, gate, trace.initialIndex) : null;
   let found: TraceViolation | null = null;
   const implFailures: string[] = [];
 
@@ -87,6 +87,13 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
     return projectionMismatch(inst, inst.project(s), impl.project(), `after ${i} steps`);
   };
 
+  if (impl?.ready) {
+    try {
+      await impl.ready;
+    } catch (err) {
+      implFailures.push(`the implementation did not start: ${(err as Error).message}`);
+    }
+  }
   let i = 0;
   for (; i < trace.steps.length && !found; i++) {
     const e = trace.steps[i]!;
@@ -114,7 +121,8 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
       if (isOperatorEvent(e) || model.impl!.isExternal(e)) {
         try {
           const p = impl.apply(e);
-          if (p) p.then(undefined, (err: unknown) => implFailures.push(`${fmt(e)} failed: ${(err as Error).message}`));
+          if (p && model.impl!.awaitApply) await p.then(undefined, (err: unknown) => implFailures.push(`${fmt(e)} failed: ${(err as Error).message}`));
+          else if (p) p.then(undefined, (err: unknown) => implFailures.push(`${fmt(e)} failed: ${(err as Error).message}`));
         } catch (err) {
           implFailures.push(`${fmt(e)} threw: ${(err as Error).message}`);
         }
