@@ -69,7 +69,10 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
     return { found, reproduced: false, stepsRun: 0 };
   }
   let s: S = first;
-  const useImpl = (opts.impl ?? true) && model.impl !== undefined;
+  // An impl that cannot start from this initial state (ImplAdapter.initialStates) is left out.
+  const starts = model.impl?.initialStates?.(trace.bounds, variant) ?? null;
+  const implCanStart = starts === null || starts.includes(trace.initialIndex);
+  const useImpl = (opts.impl ?? true) && model.impl !== undefined && implCanStart;
   const gate = new TraceGate();
   const impl = useImpl ? model.impl!.create(variant, trace.bounds, gate, trace.initialIndex) : null;
   let found: TraceViolation | null = null;
@@ -77,6 +80,7 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
 
   log(`model ${model.id}  profile ${variant.profile}  mutant ${variant.mutant ?? '(none)'}  bounds ${JSON.stringify(trace.bounds)}`);
   log(`  0. initial: ${inst.describe(s)}`);
+  if ((opts.impl ?? true) && model.impl !== undefined && !implCanStart) log('     (the implementation cannot start from this initial state: machine only)');
 
   const compare = (): TraceViolation | null => {
     if (!impl) return null;
