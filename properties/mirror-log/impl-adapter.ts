@@ -19,6 +19,7 @@
 import type { Bounds, Ev, Gate, ImplAdapter, ImplHandle, Json, Variant } from '../../checker/model.js';
 import type { Cfg, Ctx, MirrorEv } from '../../machines/mirror-log/types.js';
 import { buildStack, type Stack } from '../../impl/mirror/stack.js';
+import { crashRule } from '../../impl/mirror/testkit.js';
 import { decodeRegions, RequestType } from '../../impl/mirror/wire.js';
 import { cfgsFrom } from './config.js';
 
@@ -168,10 +169,12 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
   private peerVersion = 1 << 20;
   private readonly n: number;
   private readonly allocFail: boolean;
+  private readonly handleErrors: boolean;
 
   constructor(variant: Variant, cfg: Cfg) {
     this.n = cfg.n;
     this.allocFail = cfg.allocFail;
+    this.handleErrors = cfg.handleErrors;
     this.pr = Array.from({ length: cfg.n }, () => 0);
     this.ready = buildStack({
       regions: cfg.n,
@@ -278,6 +281,18 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
         throw new Error(`the lockstep adapter does not drive ${e.type}`);
     }
     await settled();
+  };
+
+  /**
+   * ULOG-6 judged on the impl's own data: a region the log device records clean has the same
+   * contents on every leg, durable and cached (impl/mirror/testkit.ts crashRule). Waived in
+   * degraded mode (log failed, no handle_errors), as the spec waives it.
+   */
+  selfCheck = (): { readonly spec: readonly string[]; readonly message: string } | null => {
+    const s = this.s;
+    if (s.mirror.logFailure === 1 && !this.handleErrors) return null;
+    const why = crashRule(s);
+    return why === null ? null : { spec: ['ULOG-6'], message: `impl/mirror: ${why}` };
   };
 
   project = (): Json => {
