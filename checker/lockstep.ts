@@ -78,7 +78,8 @@ export class LockstepRun<S> {
     const adapter = this.model.impl!;
     const out: Ev[] = [];
     for (const e of this.sys.events(this.state)) {
-      if (!(isOperatorEvent(e) || adapter.isExternal(e))) continue;
+      // With awaitApply the engine issues internal events too (the impl's steps go through apply).
+      if (!(isOperatorEvent(e) || adapter.isExternal(e) || adapter.awaitApply === true)) continue;
       if (this.sys.step(this.state, e) !== null) out.push(e);
     }
     return out;

@@ -141,9 +141,10 @@ export interface ImplAdapter<E extends Ev> {
    */
   readonly async?: boolean;
   /**
-   * Async impls only: apply's promise settles once the impl has finished reacting to the event, and
-   * nothing is left for the scheduler (every event, internal ones included, is issued by the engine
-   * through `apply`). The lockstep runner and replay await it, then compare projections.
+   * Async impls only: every event, internal ones included, is issued by the engine through `apply`
+   * (isExternal then only tells environment commands apart, e.g. for diagrams), and apply's promise
+   * settles once the impl has finished reacting, with nothing left for the scheduler. The lockstep
+   * runner and replay await it, then compare projections.
    */
   readonly awaitApply?: boolean;
   /**

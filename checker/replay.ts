@@ -122,7 +122,7 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
       }
     }
     if (impl) {
-      if (isOperatorEvent(e) || model.impl!.isExternal(e)) {
+      if (isOperatorEvent(e) || model.impl!.isExternal(e) || model.impl!.awaitApply === true) {
         try {
           const p = impl.apply(e);
           if (p && model.impl!.awaitApply) await p.then(undefined, (err: unknown) => implFailures.push(`${fmt(e)} failed: ${(err as Error).message}`));

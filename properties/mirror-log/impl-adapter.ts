@@ -6,9 +6,9 @@
 // drivers/md/dm-log-userspace-base.c (userspace_flush, do_flush), dm-log-userspace-transfer.c
 // (dm_consult_userspace: seq, 15 s resend); lvm2 daemons/cmirrord/functions.c.
 //
-// Every machine event is issued by the engine through `apply` (isExternal is true for all of them):
-// the impl's internal steps are held by this adapter's own gate and released as the event names
-// them — `srv` serves the request at the head of the server's queue, `reply` delivers the oldest
+// Every machine event is issued by the engine through `apply` (awaitApply, checker/model.ts): the
+// impl's internal steps are held by this adapter's own gate and released as the event names them —
+// `srv` serves the request at the head of the server's queue, `reply` delivers the oldest
 // reply, `done r` completes the oldest two-leg write to r on both legs, and so on. The RPCs the
 // machine treats as atomic (IN_SYNC, GET_RESYNC_WORK, SET_REGION_SYNC, GET_SYNC_COUNT and the
 // constructor's CTR/GET_REGION_SIZE/RESUME) are answered as soon as they are sent, ahead of queued
@@ -25,6 +25,7 @@ import { cfgsFrom } from './config.js';
 
 /** Request types on the flush path: the machine has their `srv` and `reply` as events. */
 const FLUSH_PATH: ReadonlySet<number> = new Set([RequestType.FLUSH, RequestType.MARK_REGION, RequestType.CLEAR_REGION]);
+const ENVIRONMENT: ReadonlySet<string> = new Set(['bio', 'legflush', 'pmark', 'pwrite', 'pdone', 'pclear']);
 const LETTER: Readonly<Record<number, string>> = { [RequestType.FLUSH]: 'F', [RequestType.MARK_REGION]: 'M', [RequestType.CLEAR_REGION]: 'C' };
 
 interface Held {
@@ -371,7 +372,9 @@ export const mirrorImplAdapter: ImplAdapter<MirrorEv> = {
   awaitApply: true,
   // The lazy-flush states (ULOG-4) lie 10-15 machine events deep.
   longRuns: 40,
-  isExternal: () => true,
+  // What the environment issues (writes, REQ_FLUSH, node 2); the rest are steps of kmirrord,
+  // dmlogd, the server and the legs, which awaitApply also routes through apply.
+  isExternal: (e: MirrorEv): boolean => ENVIRONMENT.has(e.type),
   // Every configuration the bounds explore except the batching caller (dm-raid1 never batches).
   initialStates: (bounds: Bounds, variant: Variant): number[] =>
     cfgsFrom(bounds, variant).flatMap((cfg, i) => (unsupported(cfg) === null ? [i] : [])),
