@@ -103,7 +103,6 @@ export function projectCtx(c: Ctx): MirrorProjection {
     dc: c.dc,
     sy: c.sy,
     df: c.df,
-    pr: c.pr,
     dv: c.dv,
     vo: c.vo,
     lf: c.lf,
@@ -141,7 +140,6 @@ export function projectionSpec(field: string): readonly string[] {
       return ['ULOG-7'];
     case 'mc':
     case 'sy':
-    case 'pr':
       return ['ULOG-8'];
     case 'lf':
     case 'lfe':
@@ -165,8 +163,6 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
   private readonly gate = new HoldingGate();
   /** The `drop` of the pass being applied: clear_region's (and under mark-drop mark_region's) allocation fails. */
   private dropping = false;
-  /** Node 2 (an abstract peer played by the adapter): 0 idle, 1 marked, 2 write in flight. */
-  private readonly pr: number[];
   private peerVersion = 1 << 20;
   private readonly n: number;
   private readonly allocFail: boolean;
@@ -176,7 +172,6 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
     this.n = cfg.n;
     this.allocFail = cfg.allocFail;
     this.handleErrors = cfg.handleErrors;
-    this.pr = Array.from({ length: cfg.n }, () => 0);
     this.ready = buildStack({
       regions: cfg.n,
       integrated: cfg.integrated,
@@ -257,23 +252,21 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
         s.mirror.flushLegs();
         break;
       case 'pmark':
+        // Node 2 is the machine's abstract peer: its mark and clear are cluster rounds on the
+        // shared server; its write lands on both legs when it completes (pwrite only starts it).
         s.cluster.peer(2, RequestType.MARK_REGION, [r]);
         s.cluster.peer(2, RequestType.FLUSH, []);
-        this.pr[r] = 1;
         break;
       case 'pwrite':
-        this.pr[r] = 2;
         break;
       case 'pdone': {
         const v = this.peerVersion++;
         for (const leg of s.legs) leg.write(r, v);
-        this.pr[r] = 1;
         break;
       }
       case 'pclear':
         s.cluster.peer(2, RequestType.CLEAR_REGION, [r]);
         s.cluster.peer(2, RequestType.FLUSH, []);
-        this.pr[r] = 0;
         break;
       case '@fault':
         s.device.failing = true;
@@ -358,7 +351,6 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
       dc: s.device.clean.slice(0, n),
       sy: st ? st.sync.slice(0, n) : zeros(),
       df: s.device.failing ? 1 : 0,
-      pr: this.pr.slice(),
       dv: Array.from({ length: n }, (_, r) => differ(r)),
       vo: Array.from({ length: n }, (_, r) => (s.legs.some((l) => l.cache.has(r)) ? 1 : 0)),
       lf: s.mirror.logFailure,
