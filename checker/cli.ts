@@ -209,7 +209,8 @@ function list(models: readonly AnyModel[], io: Io, o: Opts): number {
     io.out(`  spec      ${m.spec}`);
     io.out(`  profiles  ${m.profiles.join(', ')} (default ${m.defaultProfile})`);
     io.out(`  bounds    ${Object.entries(m.bounds).map(([k, b]) => `${k}=${b.default} (${b.min}..${b.max}, ${b.describe})`).join('; ') || '(none)'}`);
-    io.out(`  impl      ${m.impl ? (m.impl.async ? 'async (lockstep with fast-check scheduler)' : 'sync (lockstep)') : 'none (explorer only)'}`);
+    const implKind = m.impl?.awaitApply ? 'async, every event issued through apply (lockstep)' : m.impl?.async ? 'async (lockstep with fast-check scheduler)' : 'sync (lockstep)';
+    io.out(`  impl      ${m.impl ? implKind : 'none (explorer only)'}`);
     for (const d of m.shipped) io.out(`  shipped   ${d.id} under ${d.profile}: ${d.title} [${d.breaks.join(', ')}] fixed by ${d.fix}`);
     for (const x of m.mutants) io.out(`  mutant    ${x.id}: ${x.title} [${x.breaks.join(', ')}] (${x.fix})`);
     io.out('');
@@ -271,7 +272,7 @@ async function checkVariant(model: AnyModel, variant: Variant, bounds: Bounds, i
           profile: variant.profile,
           mutant: variant.mutant,
           engine: 'lockstep',
-          initialIndex: 0,
+          initialIndex: l.failure.initialIndex,
           steps: l.failure.steps,
           violation: l.failure.violation,
           fastcheck: { seed: l.failure.seed, path: l.failure.path },

@@ -95,7 +95,7 @@ export async function hunt(model: AnyModel, target: Target, engine: Engine, opts
   const shrunk = makeTrace({
     ...fields,
     engine,
-    initialIndex: 0,
+    initialIndex: r.failure.initialIndex,
     steps: r.failure.steps,
     violation: r.failure.violation,
     fastcheck: { seed: r.failure.seed, path: r.failure.path },

@@ -21,6 +21,8 @@ export interface LockstepOptions {
 }
 
 export interface LockstepFailure {
+  /** The model's initial state the run started from. */
+  readonly initialIndex: number;
   readonly steps: readonly Ev[];
   readonly violation: TraceViolation;
   readonly seed: number;
@@ -56,21 +58,28 @@ export class LockstepRun<S> {
     gateFor: (run: LockstepRun<S>) => Gate<Ev>,
     operators: OperatorOptions,
     implVariant: Variant = variant,
+    readonly initialIndex = 0,
   ) {
     const inst = model.instance(bounds, variant);
     this.inst = inst;
     this.sys = withOperators(inst, operators);
-    this.state = this.sys.initial()[0]!;
+    const first = this.sys.initial()[initialIndex];
+    if (first === undefined) throw new Error(`model ${model.id} has no initial state #${initialIndex}`);
+    this.state = first;
     if (!model.impl) throw new Error(`model ${model.id} has no implementation adapter, so it cannot run in lockstep`);
-    this.impl = model.impl.create(implVariant, bounds, gateFor(this));
+    this.impl = model.impl.create(implVariant, bounds, gateFor(this), initialIndex);
+    this.awaitApply = model.impl.awaitApply === true;
   }
+
+  readonly awaitApply: boolean;
 
   /** External events (and operators) the environment may issue now, grouped by type. */
   candidates(): Ev[] {
     const adapter = this.model.impl!;
     const out: Ev[] = [];
     for (const e of this.sys.events(this.state)) {
-      if (!(isOperatorEvent(e) || adapter.isExternal(e))) continue;
+      // With awaitApply the engine issues internal events too (the impl's steps go through apply).
+      if (!(isOperatorEvent(e) || adapter.isExternal(e) || adapter.awaitApply === true)) continue;
       if (this.sys.step(this.state, e) !== null) out.push(e);
     }
     return out;
@@ -183,6 +192,17 @@ class PickAsync<S> implements fc.AsyncCommand<object, LockstepRun<S>> {
     this.chosen = e;
     if (e === null) return;
     r.record(e);
+    if (r.awaitApply) {
+      // The event's whole effect is in apply's promise: wait for it and compare, as for a sync impl.
+      try {
+        await r.impl.apply(e);
+      } catch (err) {
+        if (err instanceof Violated) throw err;
+        r.fail({ kind: 'impl', property: 'impl-error', spec: [], message: `${JSON.stringify(e)} failed: ${(err as Error).message}` });
+      }
+      r.compare();
+      return;
+    }
     const p = r.impl.apply(e);
     if (p) {
       p.then(undefined, (err: unknown) => {
@@ -199,20 +219,28 @@ class PickAsync<S> implements fc.AsyncCommand<object, LockstepRun<S>> {
 
 export async function lockstep<S>(model: Model<S, Ev>, bounds: Bounds, variant: Variant, opts: LockstepOptions): Promise<LockstepResult> {
   const operators = opts.operators ?? defaultOperatorOptions;
-  const maxCommands = opts.maxCommands ?? 30;
+  const long = model.impl?.longRuns;
+  const maxCommands = opts.maxCommands ?? long ?? 30;
+  const cmdOpts = long !== undefined ? { maxCommands, size: 'max' as const } : { maxCommands };
   const choice = fc.nat({ max: 1 << 20 });
-  let lastFailure: { steps: Ev[]; violation: TraceViolation } | null = null;
+  let lastFailure: { initialIndex: number; steps: Ev[]; violation: TraceViolation } | null = null;
   const params = { seed: opts.seed, numRuns: opts.numRuns, ...(opts.path !== undefined ? { path: opts.path } : {}) };
 
   const noteFailure = (r: LockstepRun<S>, err: unknown): void => {
     const violation: TraceViolation =
       r.failure ?? { kind: 'impl', property: 'impl-error', spec: [], message: (err as Error)?.message ?? String(err) };
-    lastFailure = { steps: r.steps.slice(), violation };
+    lastFailure = { initialIndex: r.initialIndex, steps: r.steps.slice(), violation };
   };
+  // Which initial state a run starts from: part of the generated case (so it shrinks and replays)
+  // only when the impl can start from more than one; otherwise the first, as before.
+  const starts = model.impl?.initialStates?.(bounds, opts.implVariant ?? variant) ?? [0];
+  if (starts.length === 0) throw new Error(`model ${model.id}: the implementation can start from none of the initial states at these bounds`);
+  const withStart = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<[number, T]> =>
+    starts.length > 1 ? fc.tuple(fc.constantFrom(...starts), arb) : arb.map((x): [number, T] => [starts[0]!, x]);
 
   let details: { failed: boolean; numRuns: number; seed: number; counterexamplePath: string | null; errorInstance: unknown };
   if (model.impl?.async) {
-    const prop = fc.asyncProperty(fc.scheduler(), fc.commands([choice.map((c) => new PickAsync<S>(c))], { maxCommands }), async (s, cmds) => {
+    const prop = fc.asyncProperty(fc.scheduler(), withStart(fc.commands([choice.map((c) => new PickAsync<S>(c))], cmdOpts)), async (s, [start, cmds]) => {
       const gateFor = (run: LockstepRun<S>): Gate<Ev> => ({
         step: async (e, ready) => {
           await s.schedule(Promise.resolve(), JSON.stringify(e));
@@ -227,8 +255,9 @@ export async function lockstep<S>(model: Model<S, Ev>, bounds: Bounds, variant: 
           return true;
         },
       });
-      const run = new LockstepRun(model, bounds, variant, gateFor, operators, opts.implVariant);
+      const run = new LockstepRun(model, bounds, variant, gateFor, operators, opts.implVariant, start);
       try {
+        await run.impl.ready;
         await fc.scheduledModelRun(s, () => ({ model: {}, real: run }), cmds);
         await s.waitIdle();
         if (run.failure) throw new Violated(run.failure);
@@ -240,8 +269,9 @@ export async function lockstep<S>(model: Model<S, Ev>, bounds: Bounds, variant: 
     });
     details = await fc.check(prop, params);
   } else {
-    const prop = fc.property(fc.commands([choice.map((c) => new PickSync<S>(c))], { maxCommands }), (cmds) => {
-      const run = new LockstepRun(model, bounds, variant, () => ({ step: () => Promise.reject(new Error('sync impl used the gate')) }), operators, opts.implVariant);
+    const prop = fc.property(withStart(fc.commands([choice.map((c) => new PickSync<S>(c))], cmdOpts)), ([start, cmds]) => {
+      const gate = (): Gate<Ev> => ({ step: () => Promise.reject(new Error('sync impl used the gate')) });
+      const run = new LockstepRun(model, bounds, variant, gate, operators, opts.implVariant, start);
       try {
         fc.modelRun(() => ({ model: {}, real: run }), cmds);
       } catch (err) {
@@ -252,7 +282,7 @@ export async function lockstep<S>(model: Model<S, Ev>, bounds: Bounds, variant: 
     details = fc.check(prop, params);
   }
   if (!details.failed) return { ok: true, runs: details.numRuns, seed: details.seed, failure: null };
-  const f = lastFailure as { steps: Ev[]; violation: TraceViolation } | null;
+  const f = lastFailure as { initialIndex: number; steps: Ev[]; violation: TraceViolation } | null;
   if (f === null) {
     throw new Error(`lockstep run failed outside a step (seed ${details.seed}): ${String(details.errorInstance)}`);
   }

@@ -121,8 +121,16 @@ export interface FaultSurface<S> {
 
 /** How an implementation is driven in lockstep and in replay. */
 export interface ImplAdapter<E extends Ev> {
-  /** A fresh implementation under this variant. `gate` is the engine's scheduler hook (see Gate). */
-  readonly create: (variant: Variant, bounds: Bounds, gate: Gate<E>) => ImplHandle<E>;
+  /**
+   * A fresh implementation under this variant. `gate` is the engine's scheduler hook (see Gate);
+   * `initial` is the index of the model's initial state the run starts from (default 0).
+   */
+  readonly create: (variant: Variant, bounds: Bounds, gate: Gate<E>, initial?: number) => ImplHandle<E>;
+  /**
+   * Indices of the model's initial states the impl can start from (a model may explore several
+   * configurations at once). Default: the first one only.
+   */
+  readonly initialStates?: (bounds: Bounds, variant: Variant) => readonly number[];
   /**
    * External events are commands the environment issues (ioctl, message, bio). Internal events are
    * steps the implementation takes by itself; it announces each through the gate before doing it.
@@ -134,6 +142,19 @@ export interface ImplAdapter<E extends Ev> {
    * effect synchronously inside `apply`, before its first await.
    */
   readonly async?: boolean;
+  /**
+   * Async impls only: every event, internal ones included, is issued by the engine through `apply`
+   * (isExternal then only tells environment commands apart, e.g. for diagrams), and apply's promise
+   * settles once the impl has finished reacting, with nothing left for the scheduler. The lockstep
+   * runner and replay await it, then compare projections.
+   */
+  readonly awaitApply?: boolean;
+  /**
+   * Runs of up to this many commands, with lengths spread over the whole range instead of biased
+   * short (fast-check size 'max'): for protocols whose interesting states lie many steps deep.
+   * Default: the caller's maxCommands (30), biased short.
+   */
+  readonly longRuns?: number;
 }
 
 export interface ImplHandle<E extends Ev> {
@@ -141,6 +162,8 @@ export interface ImplHandle<E extends Ev> {
   readonly apply: (e: E) => void | Promise<unknown>;
   /** The observable state to compare with the machine's projection. */
   readonly project: () => Json;
+  /** When set, the engine awaits it before the first step (an impl that starts up asynchronously). */
+  readonly ready?: Promise<unknown>;
   /** Invariants that only the implementation can judge (e.g. on-disk format). Null = fine. */
   readonly selfCheck?: () => { readonly spec: readonly string[]; readonly message: string } | null;
 }

@@ -69,14 +69,18 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
     return { found, reproduced: false, stepsRun: 0 };
   }
   let s: S = first;
-  const useImpl = (opts.impl ?? true) && model.impl !== undefined;
+  // An impl that cannot start from this initial state (ImplAdapter.initialStates) is left out.
+  const starts = model.impl?.initialStates?.(trace.bounds, variant) ?? null;
+  const implCanStart = starts === null || starts.includes(trace.initialIndex);
+  const useImpl = (opts.impl ?? true) && model.impl !== undefined && implCanStart;
   const gate = new TraceGate();
-  const impl = useImpl ? model.impl!.create(variant, trace.bounds, gate) : null;
+  const impl = useImpl ? model.impl!.create(variant, trace.bounds, gate, trace.initialIndex) : null;
   let found: TraceViolation | null = null;
   const implFailures: string[] = [];
 
   log(`model ${model.id}  profile ${variant.profile}  mutant ${variant.mutant ?? '(none)'}  bounds ${JSON.stringify(trace.bounds)}`);
   log(`  0. initial: ${inst.describe(s)}`);
+  if ((opts.impl ?? true) && model.impl !== undefined && !implCanStart) log('     (the implementation cannot start from this initial state: machine only)');
 
   const compare = (): TraceViolation | null => {
     if (!impl) return null;
@@ -87,6 +91,13 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
     return projectionMismatch(inst, inst.project(s), impl.project(), `after ${i} steps`);
   };
 
+  if (impl?.ready) {
+    try {
+      await impl.ready;
+    } catch (err) {
+      implFailures.push(`the implementation did not start: ${(err as Error).message}`);
+    }
+  }
   let i = 0;
   for (; i < trace.steps.length && !found; i++) {
     const e = trace.steps[i]!;
@@ -111,10 +122,11 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
       }
     }
     if (impl) {
-      if (isOperatorEvent(e) || model.impl!.isExternal(e)) {
+      if (isOperatorEvent(e) || model.impl!.isExternal(e) || model.impl!.awaitApply === true) {
         try {
           const p = impl.apply(e);
-          if (p) p.then(undefined, (err: unknown) => implFailures.push(`${fmt(e)} failed: ${(err as Error).message}`));
+          if (p && model.impl!.awaitApply) await p.then(undefined, (err: unknown) => implFailures.push(`${fmt(e)} failed: ${(err as Error).message}`));
+          else if (p) p.then(undefined, (err: unknown) => implFailures.push(`${fmt(e)} failed: ${(err as Error).message}`));
         } catch (err) {
           implFailures.push(`${fmt(e)} threw: ${(err as Error).message}`);
         }

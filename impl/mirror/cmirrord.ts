@@ -55,6 +55,12 @@ export interface ServerOptions {
   readonly gate: Gate<Ev>;
   readonly device: LogDevice;
   readonly regionSize: number;
+  /**
+   * Serve the request a released `srv` step names instead of the oldest one. The socket is FIFO, so
+   * the default is off; the lockstep adapter turns it on to answer the RPCs the machine treats as
+   * atomic (IN_SYNC, GET_RESYNC_WORK, SET_REGION_SYNC, GET_SYNC_COUNT) ahead of queued flush requests.
+   */
+  readonly bySeq?: boolean;
   /** Log device name returned by CTR (version ≥ 2 reply), or '' for none. */
   readonly logDevName?: string;
 }
@@ -69,8 +75,8 @@ export interface Cost {
 export class CmirrordCluster {
   state: ClusterLogState | null = null;
   readonly cost: Cost = { kernelRequests: 0, clusterRounds: 0, byType: {} };
-  /** Requests from node 1's kernel, waiting for the daemon (FIFO socket). */
-  private readonly inbox: Uint8Array[] = [];
+  /** Requests from node 1's kernel, waiting for the daemon (FIFO socket), with their seq. */
+  private readonly inbox: { readonly seq: number; readonly bytes: Uint8Array }[] = [];
   private toKernel: ((bytes: Uint8Array) => void) | null = null;
   private listening = true;
   readonly errors: string[] = [];
@@ -82,8 +88,10 @@ export class CmirrordCluster {
     this.toKernel = toKernel;
     return (bytes) => {
       if (!this.listening) return -3; // -ESRCH: no listener
-      this.inbox.push(bytes);
-      void this.o.gate.step({ type: 'srv' }).then((go) => (go ? this.serveOne() : undefined));
+      const { seq, req } = headerOf(bytes);
+      this.inbox.push({ seq, bytes });
+      // The step names the request; with `bySeq` the released step's request is served (see ServerOptions).
+      void this.o.gate.step({ type: 'srv', seq, req }).then((go) => (go ? this.serveOne(seq) : undefined));
       return 0;
     };
   }
@@ -101,18 +109,31 @@ export class CmirrordCluster {
   private reply(req: UlogRequest, error: number, data: Uint8Array): void {
     const tfr = encodeRequest({ ...req, error, data });
     const msg = encodeCnMsg({ idx: CN_IDX_DM, val: CN_VAL_DM_USERSPACE_LOG, seq: req.seq, ack: 0, flags: 0, data: tfr });
-    void this.o.gate.step({ type: 'reply' }).then((go) => (go ? this.toKernel?.(msg) : undefined));
+    void this.o.gate.step({ type: 'reply', seq: req.seq, req: req.requestType & 0xff, err: error }).then((go) => (go ? this.toKernel?.(msg) : undefined));
   }
 
   private ack(seq: number, error: number): void {
     const msg = encodeCnMsg({ idx: CN_IDX_DM, val: CN_VAL_DM_USERSPACE_LOG, seq, ack: error, flags: 0, data: new Uint8Array(0) });
-    void this.o.gate.step({ type: 'reply' }).then((go) => (go ? this.toKernel?.(msg) : undefined));
+    void this.o.gate.step({ type: 'reply', seq, req: RequestType.CLEAR_REGION, err: error }).then((go) => (go ? this.toKernel?.(msg) : undefined));
   }
 
-  /** do_local_work for the oldest kernel request. */
-  private serveOne(): void {
-    const bytes = this.inbox.shift();
-    if (!bytes) return;
+  /** Kernel requests not yet served, oldest first (decoded; null for bytes that do not decode). */
+  queued(): { readonly seq: number; readonly req: UlogRequest | null }[] {
+    return this.inbox.map((x) => {
+      try {
+        return { seq: x.seq, req: decodeRequest(decodeCnMsg(x.bytes).data) };
+      } catch {
+        return { seq: x.seq, req: null };
+      }
+    });
+  }
+
+  /** do_local_work for the oldest kernel request (with `bySeq`: the one with this seq). */
+  private serveOne(seq: number): void {
+    const at = this.o.bySeq ? this.inbox.findIndex((x) => x.seq === seq) : 0;
+    const item = this.inbox.splice(at < 0 ? 0 : at, 1)[0];
+    if (!item) return;
+    const bytes = item.bytes;
     let req: UlogRequest;
     try {
       req = decodeRequest(decodeCnMsg(bytes).data);
@@ -205,9 +226,13 @@ export class CmirrordCluster {
       case RequestType.SET_REGION_SYNC: {
         const [r, inSync] = decodePair(data);
         const region = Number(r);
-        s.sync[region] = inSync ? 1 : 0;
+        const bit = inSync ? 1 : 0;
+        // log_set_bit / log_clear_bit (and so `touched`) only when the bit changes.
+        if (s.sync[region] !== bit) {
+          s.sync[region] = bit;
+          s.touched = true;
+        }
         if (s.recovering === region) s.recovering = null;
-        s.touched = true;
         return { error: 0, data: new Uint8Array(0) };
       }
       case RequestType.POSTSUSPEND:
@@ -254,6 +279,16 @@ export class CmirrordCluster {
     this.o.device.writes++;
     s.touched = false;
     return 0;
+  }
+}
+
+/** The connector seq (equal to the request's) and the request type; -1 for bytes that do not decode. */
+function headerOf(bytes: Uint8Array): { seq: number; req: number } {
+  try {
+    const cn = decodeCnMsg(bytes);
+    return { seq: cn.seq, req: decodeRequest(cn.data).requestType & 0xff };
+  } catch {
+    return { seq: -1, req: -1 };
   }
 }
 

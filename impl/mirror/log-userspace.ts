@@ -26,6 +26,8 @@ export interface DirtyLog {
   getSyncCount(): Promise<number>;
   /** The mirror legs' cache flush the log may call before committing clears (flush_callback_fn). */
   flushCallback?: () => Promise<number>;
+  /** Mutant write-before-reply only: called once the commit request of a flush is on the wire. */
+  onCommitSent?: (() => void) | undefined;
 }
 
 interface FlushEntry {
@@ -42,8 +44,8 @@ export interface UserspaceLogOptions {
   readonly tiLen: number;
   readonly luid: bigint;
   readonly variant: Variant;
-  /** Decides whether the GFP_ATOMIC allocation in clear_region fails (default: never). */
-  readonly clearAllocFails?: () => boolean;
+  /** Decides whether the GFP_ATOMIC allocation in clear_region (or, under mark-drop, mark_region) fails (default: never). */
+  readonly clearAllocFails?: (kind: 'mark' | 'clear') => boolean;
   /** dm_table_event. */
   readonly onTableEvent?: () => void;
 }
@@ -76,6 +78,7 @@ export class UserspaceLog implements DirtyLog {
   private lazyGen = 0;
   private readonly o: UserspaceLogOptions;
   flushCallback?: () => Promise<number>;
+  onCommitSent?: (() => void) | undefined;
   tableEvents = 0;
   /** One record per userspace_flush call that sent something (for the message-cost result). */
   readonly flushCalls: { marks: number; clears: number; requests: number[] }[] = [];
@@ -136,12 +139,12 @@ export class UserspaceLog implements DirtyLog {
   }
 
   markRegion(region: number): void {
-    if (this.mutant === 'mark-drop' && this.o.clearAllocFails?.()) return; // seeded: GFP_ATOMIC mark
+    if (this.mutant === 'mark-drop' && this.o.clearAllocFails?.('mark')) return; // seeded: GFP_ATOMIC mark
     this.markList.unshift({ type: RequestType.MARK_REGION, region });
   }
 
   clearRegion(region: number): void {
-    if (this.o.clearAllocFails?.()) return; // DMERR only: costs a resync later
+    if (this.o.clearAllocFails?.('clear')) return; // DMERR only: costs a resync later
     this.clearList.unshift({ type: RequestType.CLEAR_REGION, region });
   }
 
@@ -161,7 +164,9 @@ export class UserspaceLog implements DirtyLog {
       const group = list.slice(i, i + MAX_FLUSH_GROUP_COUNT);
       const regions = group.map((fe) => fe.region);
       if (withPayload) {
-        const r = (await this.doRequest(RequestType.FLUSH, encodeRegions(regions))).r;
+        const sending = this.doRequest(RequestType.FLUSH, encodeRegions(regions));
+        if (i + group.length >= list.length) this.commitSent(); // the last group is the commit
+        const r = (await sending).r;
         if (r) return r; // no fallback for the integrated flush
       } else {
         const r = (await this.doRequest(group[group.length - 1]!.type, encodeRegions(regions))).r;
@@ -208,7 +213,11 @@ export class UserspaceLog implements DirtyLog {
         r = await sendClears();
         if (!r) r = await this.flushByGroup(marks, false);
       }
-      if (!r && this.mutant !== 'no-final-flush') r = (await this.doRequest(RequestType.FLUSH, new Uint8Array(0))).r;
+      if (!r && this.mutant !== 'no-final-flush') {
+        const sending = this.doRequest(RequestType.FLUSH, new Uint8Array(0));
+        this.commitSent();
+        r = (await sending).r;
+      }
       return r ? this.fail(r) : 0;
     }
     if (this.mutant === 'marks-before-clears') {
@@ -233,6 +242,13 @@ export class UserspaceLog implements DirtyLog {
       if (this.mutant !== 'cancel-no-reset') this.schedFlush = 0;
     }
     return 0;
+  }
+
+  /** doRequest has put the request on the wire by the time it returns its promise. */
+  private commitSent(): void {
+    const f = this.onCommitSent;
+    this.onCommitSent = undefined;
+    f?.();
   }
 
   private fail(r: number): number {
@@ -264,6 +280,11 @@ export class UserspaceLog implements DirtyLog {
     this.schedFlush = 0;
     const r = (await this.doRequest(RequestType.FLUSH, new Uint8Array(0), 0, 'l')).r;
     if (r) this.fail(r);
+  }
+
+  /** Regions on mark_list and clear_list, head first (for the lockstep projection). */
+  lists(): { readonly marks: number[]; readonly clears: number[] } {
+    return { marks: this.markList.map((fe) => fe.region), clears: this.clearList.map((fe) => fe.region) };
   }
 
   get lazyPending(): boolean {

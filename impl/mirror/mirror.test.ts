@@ -7,6 +7,7 @@ import { testSeed } from '../../checker/seed.js';
 import { notTimer } from './sim.js';
 import { buildStack } from './stack.js';
 import { crashRule, drive, rig, sentTypes } from './testkit.js';
+import { RequestType } from './wire.js';
 
 const noTimer = notTimer;
 
@@ -183,10 +184,11 @@ describe('lvm2 mirror scenarios', () => {
     expect(r.violations).toEqual([]);
   });
 
-  it('sync creation (resync): every region is copied from the default leg and becomes clean', async () => {
+  it('sync creation (resync): mirror_resume wakes kmirrord, every region is copied from the default leg and becomes clean', async () => {
+    // No write and no explicit wake: dm_rh_start_recovery's wakeup is what starts the recovery
+    // (rig has already run the passes and copies it led to; the second leg started as -1).
     const r = await rig({ regions: 3, integrated: true, aware: true, resync: true });
-    expect(r.s.legs[1]!.durable).toEqual([-1, -1, -1]);
-    r.s.mirror.wake();
+    expect(r.s.transfer.sent.some((x) => x.type === RequestType.GET_RESYNC_WORK)).toBe(true);
     await drive(r, { include: (e) => e.type === 'lazyfire' || noTimer(e) });
     expect(r.s.legs[1]!.durable).toEqual(r.s.legs[0]!.durable);
     expect(r.s.cluster.state!.sync).toEqual([1, 1, 1]);

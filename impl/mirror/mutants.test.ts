@@ -22,7 +22,11 @@ describe('impl mutants', () => {
     it(`write-before-reply ${mutant ? 'breaks' : 'absent: keeps'} ULOG-1 (both modes)`, async () => {
       for (const integrated of [false, true]) {
         const r = await rig({ regions: 2, integrated, aware: true, variant: V(mutant) });
-        await Promise.all([r.s.mirror.write(0), drive(r)]);
+        const w = r.s.mirror.write(0);
+        // Run until a leg write is offered, then let it go before anything else (before the commit is served).
+        await drive(r, { stopIf: () => r.gate.pending().includes('legio') });
+        await drive(r, { include: (e) => e.type === 'legio' });
+        await Promise.all([w, drive(r)]);
         expect(r.violations.some((v) => v.startsWith('ULOG-1')), `${integrated}`).toBe(mutant !== null);
       }
     });

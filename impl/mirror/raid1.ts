@@ -6,8 +6,8 @@
 // dm_rh_mark_nosync, dm_rh_recovery_prepare/start/end; and drivers/md/dm-raid1.c do_mirror
 // (update states → recovery → reads → writes → failures), do_writes (classify, inc pending,
 // sticky log_failure from dm_rh_flush, hold sync writes if log_failure ∧ handle_errors, nosync
-// writes to the default leg), write_callback, do_failures, mirror_end_io, recovery by kcopyd from the
-// default leg (MAX_RECOVERY = 1).
+// writes to the default leg), write_callback, do_failures, mirror_end_io, mirror_resume (wakes
+// kmirrord through dm_rh_start_recovery), recovery by kcopyd from the default leg (MAX_RECOVERY = 1).
 //
 // Leg I/O, kcopyd copies and kmirrord passes are gate steps ({type:'legio'|'copy'|'pass'}) so a
 // scheduler can interleave them and cut power between any two.
@@ -86,6 +86,8 @@ export class MirrorSet {
   private nextVersion = 1;
   /** Writes that reached a leg while the log device said the region was clean (checked by tests). */
   readonly events: string[] = [];
+  /** Which dm_rh_flush kmirrord waits in: i = none, u = dm_rh_update_states', w = do_writes'. */
+  phase: 'i' | 'u' | 'w' = 'i';
 
   constructor(private readonly o: MirrorOptions) {
     o.log.flushCallback = async () => {
@@ -110,6 +112,11 @@ export class MirrorSet {
   regionState(region: number): string {
     const reg = this.hash.get(region);
     return reg ? `${reg.state}${reg.list !== 'none' ? '/' + reg.list : ''} pending=${reg.pending}` : 'absent';
+  }
+
+  /** mirror_resume: dm_rh_start_recovery ends with wakeup_workers, so kmirrord looks for recovery work. */
+  resume(): void {
+    this.wake();
   }
 
   /** wakeup_mirrord: one do_mirror pass per wake, run when the scheduler releases it. */
@@ -159,31 +166,33 @@ export class MirrorSet {
       else if (reg.list === 'recovered') recovered.push(r);
       else if (reg.list === 'failed') failed.push(r);
     }
-    const delayed: Bio[] = [];
+    // complete_resync_work hands a region's delayed bios back at once (dispatch_bios → queue_bio).
+    let delayed = 0;
     for (const r of recovered) {
       const reg = this.hash.get(r)!;
       this.hash.delete(r);
       this.o.log.clearRegion(r);
       await this.o.log.setRegionSync(r, true);
       this.recovering--;
-      delayed.push(...reg.delayed);
+      this.writes.push(...reg.delayed);
+      delayed += reg.delayed.length;
     }
     for (const r of failed) {
       const reg = this.hash.get(r)!;
       this.hash.delete(r);
       await this.o.log.setRegionSync(r, !this.o.handleErrors);
       this.recovering--;
-      delayed.push(...reg.delayed);
+      this.writes.push(...reg.delayed);
+      delayed += reg.delayed.length;
     }
     for (const r of clean) {
       this.hash.delete(r);
       this.o.log.clearRegion(r);
     }
+    this.phase = 'u';
     await this.o.log.flush(); // the result is ignored here
-    if (delayed.length) {
-      this.writes.push(...delayed);
-      this.wake();
-    }
+    this.phase = 'i';
+    if (delayed) this.wake();
   }
 
   /** ms->in_sync: every region reported in sync (stops GET_RESYNC_WORK via in_sync_hint). */
@@ -226,13 +235,17 @@ export class MirrorSet {
       else (st === 'NOSYNC' ? nosync : sync).push(bio);
     }
     for (const bio of [...sync, ...nosync]) await this.rhInc(bio.region);
-    const flushing = this.o.log.flush();
+    this.phase = 'w';
     if (this.o.variant.mutant === 'write-before-reply') {
-      // Seeded: the writes go out while the commit is still on its way.
-      for (const bio of sync) this.dispatch(bio, this.o.legs);
-      sync.length = 0;
+      // Seeded: the writes go out as soon as the commit request is sent, before its reply.
+      this.o.log.onCommitSent = () => {
+        for (const bio of sync) this.dispatch(bio, this.o.legs);
+        sync.length = 0;
+      };
     }
-    const r = await flushing;
+    const r = await this.o.log.flush();
+    this.o.log.onCommitSent = undefined;
+    this.phase = 'i';
     this.logFailure = this.o.variant.mutant === 'log-failure-reset' ? (r ? 1 : 0) : r ? 1 : this.logFailure;
     if (r) this.logFailureEver = 1;
     if (this.logFailure && this.o.handleErrors) {
@@ -260,7 +273,8 @@ export class MirrorSet {
     let failed = false;
     this.events.push(`dispatch r${bio.region} v${bio.version} to ${legs.length} leg(s)`);
     legs.forEach((leg, i) => {
-      void this.o.gate.step({ type: 'legio', r: bio.region, leg: i }).then((go) => {
+      // bio and of (legs written) tell the writes of one region apart, and sync from nosync ones.
+      void this.o.gate.step({ type: 'legio', r: bio.region, leg: i, bio: bio.version, of: legs.length }).then((go) => {
         if (!go) return;
         if (!leg.write(bio.region, bio.version)) failed = true;
         if (--left > 0) return;
@@ -319,8 +333,42 @@ export class MirrorSet {
     }
   }
 
+  /**
+   * The region hash as the abstract model names it (machines/mirror-log/types.ts RhState): A not
+   * in the hash, L CLEAN on clean_regions, D DIRTY, N NOSYNC, V RECOVERING with writes pending,
+   * Q quiesced (copying), R recovered; C (CLEAN off the list) and F (failed recovery) have no
+   * abstract name. Per region also pending, and write bios queued (ms->writes plus delayed ones).
+   */
+  view(regions: number): { readonly rh: string; readonly pending: number[]; readonly queued: number[]; readonly held: number[] } {
+    const pending: number[] = [];
+    const queued: number[] = [];
+    const held: number[] = [];
+    let rh = '';
+    for (let r = 0; r < regions; r++) {
+      const reg = this.hash.get(r);
+      rh += reg ? rhLetter(reg) : 'A';
+      pending.push(reg?.pending ?? 0);
+      queued.push(this.writes.filter((b) => b.region === r).length + (reg?.delayed.length ?? 0));
+      held.push(this.held.filter((b) => b.region === r).length);
+    }
+    return { rh, pending, queued, held };
+  }
+
   /** Held bios end with -EIO at a (non-noflush) suspend. */
   releaseHeld(): void {
     for (const bio of this.held.splice(0)) this.endIo(bio, -EIO);
+  }
+}
+
+function rhLetter(reg: Region): string {
+  switch (reg.state) {
+    case 'CLEAN':
+      return reg.list === 'clean' ? 'L' : 'C';
+    case 'DIRTY':
+      return 'D';
+    case 'NOSYNC':
+      return 'N';
+    case 'RECOVERING':
+      return reg.list === 'quiesced' ? 'Q' : reg.list === 'recovered' ? 'R' : reg.list === 'failed' ? 'F' : 'V';
   }
 }

@@ -22,7 +22,10 @@ export interface StackOptions {
   /** Survivors of an earlier life (crash tests). */
   readonly device?: LogDevice;
   readonly legs?: readonly Leg[];
-  readonly clearAllocFails?: () => boolean;
+  /** Whether a GFP_ATOMIC allocation fails now, asked by clear_region (and mark_region under mark-drop). */
+  readonly clearAllocFails?: (kind: 'mark' | 'clear') => boolean;
+  /** Server answers the request a released step names (see ServerOptions.bySeq). */
+  readonly serveBySeq?: boolean;
 }
 
 export interface Stack {
@@ -39,7 +42,7 @@ export const REGION_SIZE = 1024; // sectors
 export async function buildStack(o: StackOptions): Promise<Stack> {
   const device = o.device ?? new LogDevice(o.regions, !o.resync);
   const legs = o.legs ?? [new Leg(o.regions, o.legCache ?? false), new Leg(o.regions, o.legCache ?? false, o.resync ? -1 : 0)];
-  const cluster = new CmirrordCluster({ aware: o.aware, mutant: o.variant.mutant, gate: o.gate, device, regionSize: REGION_SIZE });
+  const cluster = new CmirrordCluster({ aware: o.aware, mutant: o.variant.mutant, gate: o.gate, device, regionSize: REGION_SIZE, bySeq: o.serveBySeq ?? false });
   let transfer: UlogTransfer | null = null;
   const sendto = cluster.attach((bytes) => transfer?.receive(bytes));
   transfer = new UlogTransfer(sendto, o.gate);
@@ -57,5 +60,6 @@ export async function buildStack(o: StackOptions): Promise<Stack> {
   const r = await log.resume();
   if (r !== 0) throw new Error(`RESUME failed (${r})`);
   const mirror = new MirrorSet({ log, legs, gate: o.gate, variant: o.variant, handleErrors: o.handleErrors ?? true });
+  mirror.resume();
   return { cluster, device, transfer, log, mirror, legs };
 }

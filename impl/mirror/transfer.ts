@@ -91,7 +91,7 @@ export class UlogTransfer {
       }
       // The 15 s timer: a step the scheduler may release at any time while we wait.
       void this.gate
-        .step({ type: 'timeout', w: thread }, () => this.receiving.has(seq))
+        .step({ type: 'timeout', w: thread, seq, req: requestType & DM_ULOG_REQUEST_MASK }, () => this.receiving.has(seq))
         .then((go) => (go ? this.receiving.get(seq)?.done({ kind: 'timeout' }) : undefined));
       const o = await outcome;
       this.receiving.delete(seq);

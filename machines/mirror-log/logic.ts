@@ -181,8 +181,9 @@ function updateStates(cfg: Cfg, c: Ctx, drop: boolean): Ctx {
   for (let r = 0; r < cfg.n; r++) {
     if (rhAt(out, r) === 'R') {
       out = clearRegion(cfg, out, r, drop);
-      // complete_resync_work(reg, 1) -> set_region_sync(R, 1): the server sets the sync bit.
-      out = { ...out, rh: setRh(out.rh, r, 'A'), sy: set(out.sy, r, 1) };
+      // complete_resync_work(reg, 1) -> set_region_sync(R, 1): the server sets the sync bit
+      // (log_set_bit marks the log touched, so the next FLUSH writes the device).
+      out = { ...out, rh: setRh(out.rh, r, 'A'), sy: set(out.sy, r, 1), tc: out.sy[r] === 1 ? out.tc : 1 };
     }
   }
   for (let r = 0; r < cfg.n; r++) {
@@ -394,7 +395,7 @@ export function applyEvent(cfg: Cfg, c: Ctx, e: MirrorEv): Ctx | null {
       let out: Ctx = { ...c, fly: add(c.fly, r, -1), le: c.le - 1, dv: set(c.dv, r, 1) };
       // dm_rh_mark_nosync: set_region_sync(R, 0), state NOSYNC (a RECOVERING region gives up its
       // recovery slot; doRecovery picks the region again later).
-      if (out.lf === 0) out = { ...out, rh: setRh(out.rh, r, 'N'), sy: set(out.sy, r, 0) };
+      if (out.lf === 0) out = { ...out, rh: setRh(out.rh, r, 'N'), sy: set(out.sy, r, 0), tc: out.sy[r] === 0 ? out.tc : 1 };
       return rhDec(cfg, out, r);
     }
     case 'dec2':

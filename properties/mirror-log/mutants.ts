@@ -23,7 +23,7 @@ export const MIRROR_MUTANTS: readonly MirrorMutant[] = [
     title: 'non-integrated userspace_flush returns after the MARK group without the final FLUSH',
     fix: 'userspace_flush always ends the non-integrated path with DM_ULOG_FLUSH',
     breaks: ['ULOG-1'],
-    killedBy: ['explore'],
+    killedBy: ['explore', 'lockstep'],
     bounds: { integrated: 0, batch: 0, nodes: 1 },
   },
   {
@@ -31,7 +31,7 @@ export const MIRROR_MUTANTS: readonly MirrorMutant[] = [
     title: 'integrated mode sends the empty FLUSH right after a clears-only flush instead of 3 s later',
     fix: 'queue_delayed_work(flush_log_work, 3*HZ) in 5066a4df',
     breaks: ['ULOG-4'],
-    killedBy: ['explore'],
+    killedBy: ['explore', 'lockstep'],
     bounds: { nodes: 1 },
   },
   {
@@ -39,7 +39,7 @@ export const MIRROR_MUTANTS: readonly MirrorMutant[] = [
     title: 'integrated mode never schedules the lazy FLUSH after a clears-only flush',
     fix: 'queue_delayed_work(flush_log_work, 3*HZ) in 5066a4df',
     breaks: ['ULOG-4'],
-    killedBy: ['explore'],
+    killedBy: ['explore', 'lockstep'],
     bounds: { nodes: 1 },
   },
   {
@@ -47,7 +47,7 @@ export const MIRROR_MUTANTS: readonly MirrorMutant[] = [
     title: 'cancel_delayed_work without atomic_set(sched_flush, 0)',
     fix: 'both statements of the else branch of userspace_flush (5066a4df)',
     breaks: ['ULOG-4'],
-    killedBy: ['explore'],
+    killedBy: ['explore', 'lockstep'],
     bounds: { nodes: 1 },
   },
   {
@@ -55,7 +55,7 @@ export const MIRROR_MUTANTS: readonly MirrorMutant[] = [
     title: 'do_writes dispatches writes once the commit request is sent, before its reply',
     fix: 'dm_consult_userspace blocks until the matching reply (dm-log-userspace-transfer.c)',
     breaks: ['ULOG-1'],
-    killedBy: ['explore'],
+    killedBy: ['explore', 'lockstep'],
     bounds: { nodes: 1 },
   },
   {
@@ -63,7 +63,7 @@ export const MIRROR_MUTANTS: readonly MirrorMutant[] = [
     title: 'userspace_mark_region allocates with GFP_ATOMIC and drops the mark on failure',
     fix: 'mempool_alloc(GFP_NOIO) never fails (BUG_ON) in userspace_mark_region',
     breaks: ['ULOG-5', 'ULOG-1'],
-    killedBy: ['explore'],
+    killedBy: ['explore', 'lockstep'],
     bounds: { nodes: 1 },
   },
   {
@@ -71,7 +71,7 @@ export const MIRROR_MUTANTS: readonly MirrorMutant[] = [
     title: "cmirrord clear_region sets the clean bit although another node still has the region marked",
     fix: 'lvm2 cmirrord clear_region checks other_matches before log_set_bit',
     breaks: ['ULOG-8', 'ULOG-6'],
-    killedBy: ['explore'],
+    killedBy: ['explore', 'lockstep'],
     bounds: { nodes: 2 },
   },
   {
@@ -79,7 +79,7 @@ export const MIRROR_MUTANTS: readonly MirrorMutant[] = [
     title: 'dm_rh_dec decides the CLEAN transition outside region_lock, racing rh_inc',
     fix: '844e8d904a7c "dm: fix rh_dec()/rh_inc() race in dm-raid1.c" (2006)',
     breaks: ['ULOG-2'],
-    killedBy: ['explore'],
+    killedBy: ['explore', 'lockstep'],
     bounds: { nodes: 1, writes: 2, regions: 1 },
   },
 ];
@@ -106,7 +106,7 @@ export const MIRROR_SHIPPED: readonly (ShippedDefect & { readonly bounds: Bounds
     profile: 'linux-3.14',
     fix: 'not fixed upstream (mainline userspace_flush is unchanged); profile "fixed" cancels only when marks were sent',
     breaks: ['ULOG-4'],
-    killedBy: ['explore'],
+    killedBy: ['explore', 'lockstep'],
     bounds: { nodes: 1, integrated: 1, server: 1 },
   },
   {
@@ -115,7 +115,7 @@ export const MIRROR_SHIPPED: readonly (ShippedDefect & { readonly bounds: Bounds
     profile: 'linux-3.14',
     fix: 'not fixed upstream; profile "fixed" flushes the legs before sending clears, as dm-log.c disk_flush does',
     breaks: ['ULOG-6'],
-    killedBy: ['explore'],
+    killedBy: ['explore', 'lockstep'],
     bounds: { nodes: 1, cache: 1 },
   },
 ];
