@@ -233,7 +233,8 @@ export interface Scenario<E extends Ev> {
   readonly source: string;
   readonly profile?: string;
   readonly bounds?: Bounds;
-  readonly steps: readonly E[];
+  /** Protocol events, or engine operators (`@fault`, `@crash`) where the scenario injects one. */
+  readonly steps: readonly (E | Ev)[];
 }
 
 /** Anything diagrams can draw as a statechart. */

@@ -1,7 +1,7 @@
 // The thin-pool Model for the engine: machine, bounds, invariants, fault surface, projection and the
 // impl adapter. Kernel: drivers/md/dm-thin.c (Linux 3.14.1), pool target modes and resize.
 
-import type { Bounds, FaultSurface, Instance, Invariant, Json, Model, Variant } from '../../checker/model.js';
+import type { Bounds, FaultSurface, Instance, Invariant, Json, Model, Variant, Ev } from '../../checker/model.js';
 import { machineKey, machineSystem } from '../../checker/compose.js';
 import type { MState } from '../../checker/machine.js';
 import { buildPoolMachine } from '../../machines/thin-pool/machine.js';
@@ -135,7 +135,8 @@ export const thinPoolModel: Model<PoolMState, PoolEvent> = {
     name: sc.name,
     source: sc.source,
     bounds: scenarioBounds(sc),
-    steps: sc.events,
+    // In the explorer's own vocabulary: a metadata fault is the engine's @fault operator.
+    steps: sc.events.map((e): Ev => (e.type === 'fault' ? { type: '@fault', site: e.kind } : e)),
     profile: Object.keys(sc.expect).includes('linux-3.14') ? 'linux-3.14' : (Object.keys(sc.expect)[0] ?? 'linux-3.14'),
   })),
 };
