@@ -1022,18 +1022,28 @@ export function candidateEvents(cfg: PoolConfig, s: PoolState): PoolEvent[] {
   out.push({ type: 'create_snap', id: 1, origin: 0 });
   out.push({ type: 'delete', id: 1 });
   out.push({ type: 'tick' });
+  // pool_status (INFO), as dmsetup status / lvs / dmeventd read it: commits first (not in fail mode,
+  // not while suspended), so a discarded block is free again for the next allocation.
+  out.push({ type: 'status' });
   out.push({ type: 'resume' });
   const c = s.ctx;
-  // Reloads: grow data, grow metadata, shrink data (refused), flip error_if_no_space, change block size.
+  // Reloads: grow data (one block, or straight to the largest size the bounds allow), grow metadata
+  // (two blocks, or straight to the largest), shrink data (refused), flip error_if_no_space, change
+  // block size. The jumps are what lvextend / dmtest's resize tests do (one table with the final
+  // size); at the default bounds they coincide with the single steps (1 → 2, 6 → 8).
   const same = { type: 'reload', data: c.dataNr, md: c.mdNrNew, eins: c.einsTable, bs: c.sbBlockSize } as const;
   if (c.dataNr + 1 <= cfg.dataMax) out.push({ ...same, data: c.dataNr + 1 });
+  if (c.dataNr + 1 < cfg.dataMax) out.push({ ...same, data: cfg.dataMax });
   if (c.mdNrNew + 2 <= cfg.mdMax) out.push({ ...same, md: c.mdNrNew + 2 });
+  if (c.mdNrNew + 2 < cfg.mdMax) out.push({ ...same, md: cfg.mdMax });
   if (c.dataNr > 1) out.push({ ...same, data: c.dataNr - 1 });
   out.push(same);
   out.push({ ...same, eins: !c.einsTable });
   out.push({ ...same, bs: c.sbBlockSize + 1 });
   out.push({ type: 'reactivate', clear: false });
-  if (c.needsCheckDisk) out.push({ type: 'reactivate', clear: true });
+  // Offline thin_check --clear-needs-check-flag before the reactivation (dmtest's repair step runs it
+  // whether or not the flag is set; on a clean pool it changes nothing on disk).
+  out.push({ type: 'reactivate', clear: true });
   if (cfg.profile === 'fixed') {
     out.push({ type: 'timer_expire' });
     out.push({ type: 'set_timeout', on: !c.timeoutOn });
