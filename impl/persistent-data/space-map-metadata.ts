@@ -107,15 +107,6 @@ export class MetadataSpaceMap implements SpaceMap {
     if (err !== null) throw err;
   }
 
-  /**
-   * The in()/out() bracket the space map puts around its own count updates: inc/dec requests made
-   * inside are queued and applied when the bracket closes. Exposed so tests can replay a nested
-   * sequence (e.g. a block allocated and freed within one recursive update).
-   */
-  withRecursion(f: () => void): void {
-    this.guarded(f);
-  }
-
   private adjustment(b: number): number {
     let a = 0;
     for (const op of this.uncommitted) if (op.block === b) a += op.inc ? 1 : -1;

@@ -24,7 +24,8 @@ import { thinMetadataModel } from './model.js';
  * snapshot caught before its commit, an allocation or free-count difference seen in core). */
 const CORRUPTING = ['thin-08-sm-extend-single-pass', 'thin-20-release-shallow-dec', 'thin-22-sb-before-flush', 'thin-27-roots-before-precommit', 'btree-remove-no-rebalance'];
 
-/** Only reachable through the space map's recursion bracket: see impl/thin/mutants.test.ts. */
+/** Not reachable through the model's events (whole-run writes; spec/thin-metadata.md): killed by a
+ * sequence of pool operations in impl/thin/mutants.test.ts. */
 const UNIT_ONLY = ['thin-10-bop-lifo'];
 
 /**
