@@ -49,9 +49,28 @@ function countCode(n: string): string {
   return `if (${n} < 240) out[p++] = ${NARROW} + ${n}; else { out[p++] = ${WIDE}; out[p++] = ${n} + 0x100; }`;
 }
 
-/** Code writing the JSON run of the value in variable `v` (JSON's null for an undefined array element). */
+/**
+ * Writes the JSON run of `v` (JSON's null for an undefined array element) at out[p]; returns the
+ * next position, or -1 when the text is too long for a run. Kept out of the generated code, which
+ * stays small where values fit.
+ */
+function writeJsonRun(v: unknown, out: Uint16Array, p: number): number {
+  const j = JSON.stringify(v) ?? 'null';
+  const n = j.length;
+  if (n >= MAX_IDS) return -1;
+  out[p++] = JSON_RUN;
+  if (n < 240) out[p++] = NARROW + n;
+  else {
+    out[p++] = WIDE;
+    out[p++] = n + 0x100;
+  }
+  for (let c = 0; c < n; c++) out[p++] = j.charCodeAt(c);
+  return p;
+}
+
+/** Code writing the JSON run of the value in variable `v`. */
 function jsonRunCode(v: string): string {
-  return `{ const j = JSON.stringify(${v}) ?? 'null'; const n = j.length; if (n >= ${MAX_IDS}) return slow(s); out[p++] = ${JSON_RUN}; ${countCode('n')} for (let c = 0; c < n; c++) out[p++] = j.charCodeAt(c); }`;
+  return `{ p = jsonRun(${v}, out, p); if (p < 0) return slow(s); }`;
 }
 
 /**
@@ -93,17 +112,16 @@ function genValue(t: unknown, v: string, g: Gen): void {
     const o = t as Record<string, unknown>;
     const keys = Object.keys(o);
     const c = `c${g.vars++}`;
+    const fields = keys.map(() => `f${g.vars++}`);
     // Exactly the template's properties, all defined (JSON drops undefined ones): then no extra
     // property can hide from the typed form. Anything else is one JSON run for the whole object.
+    // Each field is read once, here.
     L.push(`let ${c} = -1;`);
     L.push(`if (${v} !== null && typeof ${v} === 'object' && !Array.isArray(${v})) { ${c} = 0; for (const k in ${v}) if (${v}[k] !== undefined) ${c}++; }`);
-    L.push(`if (${c} === ${keys.length}${keys.map((k) => ` && ${v}[${JSON.stringify(k)}] !== undefined`).join('')}) {`);
+    L.push(`const ${fields.map((f, i) => `${f} = ${c} === ${keys.length} ? ${v}[${JSON.stringify(keys[i]!)}] : undefined`).join(', ')};`);
+    L.push(`if (${c} === ${keys.length}${fields.map((f) => ` && ${f} !== undefined`).join('')}) {`);
     L.push(`out[p++] = ${OBJ};`);
-    for (const k of keys) {
-      const f = `f${g.vars++}`;
-      L.push(`const ${f} = ${v}[${JSON.stringify(k)}];`);
-      genValue(o[k], f, g);
-    }
+    keys.forEach((k, i) => genValue(o[k], fields[i]!, g));
     L.push(`} else ${fallback}`);
   } else {
     // undefined, functions, bigints in the template: no typed form; JSON says what they are.
@@ -205,13 +223,14 @@ export function compileMachineKey<C>(
   const names: string[] = [];
   // Generated once per machine from its template's property names (quoted with JSON.stringify), so
   // the encoder reads its fields as directly as hand-written code would.
-  const makeEncode = new Function('indices', 'strings', 'names', 'slow', body) as (
+  const makeEncode = new Function('indices', 'strings', 'names', 'slow', 'jsonRun', body) as (
     indices: (s: MState<C>) => readonly number[],
     strings: Map<string, number>,
     names: string[],
     slow: () => number,
+    jsonRun: typeof writeJsonRun,
   ) => (s: MState<C>, out: Uint16Array) => number;
-  const encode = makeEncode(indices, strings, names, () => -1);
+  const encode = makeEncode(indices, strings, names, () => -1, writeJsonRun);
 
   const d: Gen = { lines: [], vars: 0 };
   const r = `r${d.vars++}`;

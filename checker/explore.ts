@@ -165,7 +165,7 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
   const visit = (e: Ev, next: S): void => {
     if (halted) return;
     transitions++;
-    if (!isOperatorEvent(e)) protocolMoves++;
+    if (!sys.operators || !isOperatorEvent(e)) protocolMoves++;
     if (e !== lastEvent) {
       lastEvent = e;
       let c = eventCoverage.get(e.type);

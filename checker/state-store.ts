@@ -7,15 +7,15 @@ export class StateStore {
   private units = new Uint16Array(1 << 16);
   private used = 0;
   /** Where each stored key starts in `units` (a key ends where the next one starts), and its value. */
-  private starts = new Int32Array(1 << 12);
-  private values = new Int32Array(1 << 12);
+  private starts = new Int32Array(1 << 14);
+  private values = new Int32Array(1 << 14);
   private count = 0;
   /**
    * Slot i is table[2i] = key number + 1 (0 = empty) and table[2i + 1] = the key's full hash (to
    * skip most comparisons), side by side so a probe touches one cache line.
    */
-  private table = new Int32Array(2 << 12);
-  private mask = (1 << 12) - 1;
+  private table = new Int32Array(2 << 15);
+  private mask = (1 << 15) - 1;
 
   get size(): number {
     return this.count;
