@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { machineKey } from './compose.js';
 import { defineMachine, type MState } from './machine.js';
 
-type C = { n: number; b: boolean; s: string; a: number[]; o: { x: number; y?: number }; l: { j: number }[]; z: null };
-const context: C = { n: 0, b: false, s: '', a: [1, 2], o: { x: 1 }, l: [{ j: 0 }], z: null };
+type C = { n: number; b: boolean; s: string; a: number[]; o: { x: number; y?: number }; l: { j: number }[]; z: null; e: Record<string, number> };
+const context: C = { n: 0, b: false, s: '', a: [1, 2], o: { x: 1 }, l: [{ j: 0 }], z: null, e: {} };
 const m = defineMachine<C, { type: string }>({
   id: 'keyed',
   context,
@@ -45,6 +45,7 @@ function variants(): MState<C>[] {
     ctx({ l: [{ j: 0, k: 1 }] }),
     ctx({ z: 0 }),
     ctx({ extra: 1 }),
+    ctx({ e: { k: 1 } }),
     ctx({ extra: undefined }),
   ];
 }
@@ -59,7 +60,7 @@ describe('the compiled machine key', () => {
   });
 
   it('ignores property order (same state, different insertion order)', () => {
-    const reordered: MState<C> = { value: ['idle', 'open'], context: { z: null, l: [{ j: 0 }], b: false, n: 0, s: '', a: [1, 2], o: { x: 1 } } };
+    const reordered: MState<C> = { value: ['idle', 'open'], context: { e: {}, z: null, l: [{ j: 0 }], b: false, n: 0, s: '', a: [1, 2], o: { x: 1 } } };
     expect(m.key(reordered)).toBe(m.key(base));
   });
 

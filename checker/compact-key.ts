@@ -118,7 +118,7 @@ function genValue(t: unknown, v: string, g: Gen): void {
     // Each field is read once, here.
     L.push(`let ${c} = -1;`);
     L.push(`if (${v} !== null && typeof ${v} === 'object' && !Array.isArray(${v})) { ${c} = 0; for (const k in ${v}) if (${v}[k] !== undefined) ${c}++; }`);
-    L.push(`const ${fields.map((f, i) => `${f} = ${c} === ${keys.length} ? ${v}[${JSON.stringify(keys[i]!)}] : undefined`).join(', ')};`);
+    if (fields.length > 0) L.push(`const ${fields.map((f, i) => `${f} = ${c} === ${keys.length} ? ${v}[${JSON.stringify(keys[i]!)}] : undefined`).join(', ')};`);
     L.push(`if (${c} === ${keys.length}${fields.map((f) => ` && ${f} !== undefined`).join('')}) {`);
     L.push(`out[p++] = ${OBJ};`);
     keys.forEach((k, i) => genValue(o[k], fields[i]!, g));
