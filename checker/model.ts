@@ -38,7 +38,11 @@ export interface Invariant<S> {
 /** The transition system the explorer walks. `step` returns null when the event is disabled. */
 export interface System<S, E extends Ev> {
   readonly initial: () => readonly S[];
-  /** Candidate events in `s` (the alphabet instances worth trying); disabled ones are allowed. */
+  /**
+   * Candidate events in `s` (the alphabet instances worth trying); disabled ones are allowed. An
+   * array once returned must not change afterwards: the compiled machine systems precompute their
+   * successors per returned array.
+   */
   readonly events: (s: S) => readonly E[];
   readonly step: (s: S, e: E) => S | null;
   /**
