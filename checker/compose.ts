@@ -22,19 +22,19 @@ export function machineSystem<C, E extends Ev>(
   let lastSuccessors: ((s: MState<C>, emit: (e: E, next: MState<C>) => void) => void) | null = null;
   const step = (s: MState<C>, e: E): MState<C> | null => m.step(s, e);
   const each = (s: MState<C>, emit: (e: E, next: MState<C>) => void): void => {
-      const evs = events(s);
-      if (evs !== lastEvents) {
-        // A new list: step it plainly; compile it once it comes back for the next state.
-        lastEvents = evs;
-        lastSuccessors = null;
-        for (const e of evs) {
-          const next = m.step(s, e);
-          if (next !== null) emit(e, next);
-        }
-        return;
+    const evs = events(s);
+    if (evs !== lastEvents) {
+      // A new list: step it plainly; compile it once it comes back for the next state.
+      lastEvents = evs;
+      lastSuccessors = null;
+      for (const e of evs) {
+        const next = m.step(s, e);
+        if (next !== null) emit(e, next);
       }
-      lastSuccessors ??= m.successorsOf(evs);
-      lastSuccessors(s, emit);
+      return;
+    }
+    lastSuccessors ??= m.successorsOf(evs);
+    lastSuccessors(s, emit);
   };
   return {
     initial: () => [initial],

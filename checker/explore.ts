@@ -151,8 +151,7 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
     return false;
   };
 
-  const initial = sys.initial();
-  for (const s of initial) {
+  for (const s of sys.initial()) {
     const before = visited.size;
     const i = add(s, -1, null);
     if (visited.size > before) initialIdx.push(i);
