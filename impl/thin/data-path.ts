@@ -31,8 +31,10 @@ export function encodeValue(v: number): Uint8Array {
 }
 
 export function decodeValue(b: Uint8Array): number {
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return dv.getUint32(0, true) === TAG ? dv.getUint32(4, true) : JUNK;
+  // Little-endian u32s read by hand (no DataView, no helper): lockstep projections decode every
+  // block of a long run after each step.
+  const tag = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
+  return tag === TAG ? (b[4]! | (b[5]! << 8) | (b[6]! << 16) | (b[7]! << 24)) >>> 0 : JUNK;
 }
 
 /** The result a pool message reports: 'ok' or the negative errno's name, e.g. '-EEXIST'. */
@@ -134,12 +136,17 @@ export class ThinDataPath {
     if (fua && this.fixed) this.fuaWaiting.push({ dev, vblock, value });
   }
 
+  private encoded: { readonly value: number; readonly block: Uint8Array } | null = null;
+
   private writeBlock(b: number, value: number, fua: boolean): void {
     if (fua) {
       const pend = this.data.volatileWrites();
       this.live = this.live.filter((i) => pend[i]?.block !== b);
     }
-    this.data.write(b, encodeValue(value), fua);
+    // One encoded block per value: a modelled write puts the same value in every block of its run
+    // (the device copies what it is given, so sharing the source is safe).
+    if (this.encoded?.value !== value) this.encoded = { value, block: encodeValue(value) };
+    this.data.write(b, this.encoded.block, fua);
     if (!fua) this.live.push(this.data.volatileWrites().length - 1);
   }
 
