@@ -21,7 +21,7 @@
 
 import type { Bounds, Ev, Gate, ImplAdapter, ImplHandle, Json, Variant } from '../../checker/model.js';
 import { BLOCK_SIZE, BlockDevice, IoError, SECTOR_SIZE } from '../../impl/block-device.js';
-import { ThinDataPath, dataCrashImage } from '../../impl/thin/data-path.js';
+import { ThinDataPath, dataCrashImage, decodeValue } from '../../impl/thin/data-path.js';
 import { THIN_METADATA_MUTANT_IDS } from '../../impl/thin/mutants.js';
 import { MetadataError, PoolMetadata } from '../../impl/thin/pool-metadata.js';
 import { checkMetadata, formatFindings } from '../../impl/thin/tools/check.js';
@@ -138,8 +138,11 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   private broken: { spec: string[]; message: string } | null = null;
   /** The first implementation-only violation a step showed (resize refused, failed-commit damage). */
   private finding: ImplFinding | null = null;
-  private durableCache: { key: number; json: Json; finding: { spec: string[]; message: string } | null } | null = null;
-  private durableVersion = 0;
+  /**
+   * The committed view is re-read only when the durable metadata image can have changed: a write
+   * or flush reached the metadata device, or the device was replaced (crash, abort).
+   */
+  private durableCache: { dev: HoldingDevice; writes: number; flushes: number; json: Json; finding: { spec: string[]; message: string } | null } | null = null;
 
   constructor(variant: Variant, bounds: Bounds) {
     this.machineVariant = variant;
@@ -156,8 +159,6 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   }
 
   apply(ev: Ev): void {
-    // Messages (reserve commits) and commits change the durable image: re-read it after any step.
-    this.durableVersion++;
     const e = ev as Ev & ThinEv;
     if (ev.type === '@crash') {
       this.crash((ev['keep'] as number[] | undefined) ?? [], (ev['torn'] as number | null | undefined) ?? null);
@@ -184,7 +185,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
         return;
       case 'write':
       case 'write_fua':
-        this.write(e.dev, e.vb, e.type === 'write_fua');
+        this.dataPathOp(ev, () => this.write(e.dev, e.vb, e.type === 'write_fua'));
         return;
       case 'reserve_race':
         // dm-thin's commit(), the racing worker's provisioning write, then the reserve itself.
@@ -215,7 +216,9 @@ export class ThinImplHandle implements ImplHandle<Ev> {
         this.commitFail();
         return;
       case 'discard':
-        for (let i = 0; i < this.run; i++) this.path.discard(e.dev, e.vb * this.run + i);
+        this.dataPathOp(ev, () => {
+          for (let i = 0; i < this.run; i++) this.path.discard(e.dev, e.vb * this.run + i);
+        });
         return;
       case 'flush':
         this.path.flush(e.dev);
@@ -225,7 +228,6 @@ export class ThinImplHandle implements ImplHandle<Ev> {
         this.path.commit();
         this.sbDirty = false;
         this.afterDataFlushByCommit();
-        this.durableVersion++;
         return;
       case 'commit_begin':
         this.path.preCommit();
@@ -258,10 +260,35 @@ export class ThinImplHandle implements ImplHandle<Ev> {
         this.groups = [];
         this.entries = this.entries.filter((x) => x.k === 'data');
         this.phase = 'idle';
-        this.durableVersion++;
         return;
       default:
         throw new Error(`thin-metadata adapter: unknown event ${JSON.stringify(ev)}`);
+    }
+  }
+
+  /**
+   * A write or discard whose metadata update fails. The machine never fails one (it enables a
+   * provisioning write only when a data block is free), so the failure is the implementation's: in
+   * the kernel, process_bio → metadata_operation_failed aborts the transaction and sets the pool
+   * read-only. A space map asked to drop a count below zero (-EINVAL, sm_ll_dec) means the
+   * reference counts already disagree with the trees (THIN-META-4); anything else but running out
+   * of metadata space is damaged metadata (THIN-META-16). Metadata space is not modelled (the device
+   * has META_BLOCKS blocks, or META_BLOCKS_GROWN after resize_meta): a full device is reported
+   * with no rule, as bounds this model cannot judge.
+   */
+  private dataPathOp(ev: Ev, f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      if (!(err instanceof MetadataError)) throw err;
+      const full = err.errno === 'ENOSPC';
+      this.finding ??= {
+        spec: full ? [] : err.errno === 'EINVAL' ? ['THIN-META-4'] : ['THIN-META-16'],
+        message: full
+          ? `the metadata device (${this.meta.nrBlocks} blocks) is full at ${JSON.stringify(ev)}: the model does not cover metadata space; grow it first (resize_meta) or use a smaller 'run'`
+          : `the metadata update of ${JSON.stringify(ev)} failed (${err.message}); dm-thin would abort the transaction and set the pool read-only`,
+        image: null,
+      };
     }
   }
 
@@ -338,7 +365,6 @@ export class ThinImplHandle implements ImplHandle<Ev> {
       }
     }
     this.meta.disarmWriteError();
-    this.durableVersion++;
     if (committed) throw new Error('thin-metadata adapter: commit_fail armed a write error but the commit wrote nothing');
     const sbAfter = this.meta.read(0);
     const image = this.meta.snapshot();
@@ -414,7 +440,6 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     this.phase = 'idle';
     this.reply = null;
     this.sbDirty = false;
-    this.durableVersion++;
     try {
       const pmd = PoolMetadata.open(metaDev, { variant: this.variant });
       this.path = new ThinDataPath(pmd, dataDev, this.variant);
@@ -428,7 +453,8 @@ export class ThinImplHandle implements ImplHandle<Ev> {
 
   /** The committed view as read from the durable metadata image, with the checker's findings. */
   private durable(): { json: Json; finding: { spec: string[]; message: string } | null } {
-    if (this.durableCache?.key === this.durableVersion) return this.durableCache;
+    const c = this.durableCache;
+    if (c !== null && c.dev === this.meta && c.writes === this.meta.writesIssued && c.flushes === this.meta.flushesIssued) return c;
     const r = checkMetadata(this.meta.crashImage([], null));
     const errors = r.findings.filter((f) => f.severity === 'error');
     const finding =
@@ -440,53 +466,88 @@ export class ThinImplHandle implements ImplHandle<Ev> {
           };
     const devices = r.devices
       .filter((d) => d.id < this.devices)
-      .map((d) => ({ id: d.id, mappings: this.runs((d.mappings ?? []).map((m) => [m.vblock, m.dataBlock])) }));
+      .map((d) => ({ id: d.id, mappings: this.runsOf(d.mappings ?? []) }));
     const held = (r.superblock?.heldRoot ?? 0) !== 0;
     let snapshot: Json = null;
     if (held) {
       const rs = checkMetadata(this.meta.crashImage([], null), { metadataSnap: true, skipSpaceMaps: true });
       snapshot = rs.devices
         .filter((d) => d.id < this.devices)
-        .map((d) => ({ id: d.id, mappings: this.runs((d.mappings ?? []).map((m) => [m.vblock, m.dataBlock])) }));
+        .map((d) => ({ id: d.id, mappings: this.runsOf(d.mappings ?? []) }));
     }
     const json: Json = { tid: r.superblock?.transId ?? -1, held, devices, snapshot };
-    this.durableCache = { key: this.durableVersion, json, finding };
+    this.durableCache = { dev: this.meta, writes: this.meta.writesIssued, flushes: this.meta.flushesIssued, json, finding };
     return this.durableCache;
   }
 
   /**
-   * Kernel-block mappings [vblock, dataBlock, ...flags] (ascending vblock) as the model's runs:
-   * [v, b, ...flags] when kernel blocks v*run+i map to b*run+i for every i with equal flags;
-   * anything else shows as [v, TORN_RUN], which no machine state projects to.
+   * Kernel-block mappings (ascending vblock vs[i] → dataBlock bs[i], with an optional flag each) as
+   * the model's runs: [v, b] or [v, b, flag] when kernel blocks v*run+k map to b*run+k for every k
+   * with equal flags; anything else shows as [v, TORN_RUN], which no machine state projects to.
+   * Typed arrays, no per-mapping objects: long lockstep traces project ~10^5 mappings a step.
    */
-  private runs(maps: readonly (readonly number[])[]): number[][] {
+  private runs(vs: ArrayLike<number>, bs: ArrayLike<number>, flags: ArrayLike<number> | null): number[][] {
     const R = this.run;
     const out: number[][] = [];
-    for (let i = 0; i < maps.length; ) {
-      const [v0, b0, ...flags] = maps[i]!;
-      const v = Math.floor(v0! / R);
-      let whole = v0! % R === 0 && b0! % R === 0;
+    const n = vs.length;
+    for (let i = 0; i < n; ) {
+      const v0 = vs[i]!;
+      const b0 = bs[i]!;
+      const f0 = flags === null ? 0 : flags[i]!;
+      const v = Math.floor(v0 / R);
+      let whole = v0 % R === 0 && b0 % R === 0;
       let j = i;
-      for (; j < maps.length && Math.floor(maps[j]![0]! / R) === v; j++) {
-        const [vj, bj, ...fj] = maps[j]!;
-        whole &&= vj === v0! + (j - i) && bj === b0! + (j - i) && fj.join() === flags.join();
+      for (; j < n && Math.floor(vs[j]! / R) === v; j++) {
+        if (vs[j] !== v0 + (j - i) || bs[j] !== b0 + (j - i) || (flags !== null && flags[j] !== f0)) whole = false;
       }
-      whole &&= j - i === R;
-      out.push(whole ? [v, b0! / R, ...flags] : [v, TORN_RUN]);
+      if (j - i !== R) whole = false;
+      out.push(!whole ? [v, TORN_RUN] : flags === null ? [v, b0 / R] : [v, b0 / R, f0]);
       i = j;
     }
     return out;
+  }
+
+  /** runs() over a checker device's mappings (no flags). */
+  private runsOf(maps: readonly { readonly vblock: number; readonly dataBlock: number }[]): number[][] {
+    return this.runs(
+      maps.map((m) => m.vblock),
+      maps.map((m) => m.dataBlock),
+      null,
+    );
   }
 
   project(): Json {
     if (this.broken) return { broken: this.broken.message };
     const pmd = this.path.pmd;
     const s = pmd.summary();
+    const span = this.vblocks * this.run;
     const devices = s.devices.map((d) => {
-      const mappings = this.runs(d.mappings.map(([v, b]) => [v, b, pmd.lookup(d.id, v)?.shared ? 1 : 0]));
+      // One walk of the device's tree gives both the mappings and what every block reads:
+      // dm_thin_find_block's `shared` is time < snapshotted_time, and a read is the mapped data
+      // block's content (zero when unmapped). Lockstep runs with long traces project after every
+      // step, so per-block btree lookups would cost more than the step itself.
+      const n = d.mappings.length;
+      const vs = new Int32Array(n);
+      const bs = new Int32Array(n);
+      const sh = new Uint8Array(n);
+      const where = new Int32Array(span).fill(-1);
+      for (let i = 0; i < n; i++) {
+        const m = d.mappings[i]!;
+        vs[i] = m[0];
+        bs[i] = m[1];
+        sh[i] = d.snapshottedTime > m[2] ? 1 : 0;
+        if (m[0] < span) where[m[0]] = m[1];
+      }
+      const mappings = this.runs(vs, bs, sh);
       const reads = Array.from({ length: this.vblocks }, (_, v) => {
-        const vals = new Set(Array.from({ length: this.run }, (_, i) => this.path.read(d.id, v * this.run + i)));
-        return vals.size === 1 ? [...vals][0]! : TORN_RUN;
+        let val: number | null = null;
+        for (let i = 0; i < this.run; i++) {
+          const b = where[v * this.run + i]!;
+          const x = b < 0 ? 0 : decodeValue(this.path.data.read(b));
+          if (val === null) val = x;
+          else if (x !== val) return TORN_RUN;
+        }
+        return val!;
       });
       return { id: d.id, mappedBlocks: d.mappedBlocks / this.run, mappings, reads };
     });
