@@ -351,7 +351,7 @@ async function fullJob(models: readonly AnyModel[], io: Io, o: Opts): Promise<nu
     for (const t of targetsOf(m)) {
       for (const e of t.engines) {
         if (e === 'lockstep' && o['no-lockstep']) continue;
-        const h = await hunt(m, t, e, { seed, numRuns: Math.max(runs, 300), maxSeconds: 120 });
+        const h = await hunt(m, t, e, { seed, numRuns: Math.max(runs, 300), maxSeconds: 120, minimize: false });
         results.push(h);
         if (h.problem) io.err(`${m.id}: ${t.kind} ${t.id} via ${e}: ${h.problem}`);
       }
@@ -425,7 +425,7 @@ async function kill(models: readonly AnyModel[], io: Io, o: Opts): Promise<numbe
   for (const m of models) {
     for (const t of targetsOf(m)) {
       for (const e of t.engines) {
-        const h = await hunt(m, t, e, { seed, numRuns: runs });
+        const h = await hunt(m, t, e, { seed, numRuns: runs, log: (line) => io.err(line) });
         const tag = `${m.id} ${t.kind} ${t.id} via ${e}`;
         if (h.problem || !h.trace) {
           ok = false;

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { explore } from './explore.js';
 import { lockstep } from './lockstep.js';
 import { minimizeTrace } from './minimize.js';
-import { boundsWithDefaults, type AnyModel, type Bounds, type Variant } from './model.js';
+import { replayTrace } from './replay.js';
+import { boundsWithDefaults, type AnyModel, type Bounds, type LockstepPlan, type Variant } from './model.js';
 import { makeTrace, type Trace } from './trace.js';
 
 export type Engine = 'explore' | 'lockstep';
@@ -21,6 +22,8 @@ export interface Target {
   readonly engines: readonly Engine[];
   /** Minimum lockstep runs (MutantInfo.runs). */
   readonly runs?: number;
+  /** Steps the lockstep hunt runs instead of random commands (MutantInfo.plan). */
+  readonly plan?: LockstepPlan;
 }
 
 /** The profile with every later fix applied: 'fixed' when the model has it. */
@@ -39,6 +42,7 @@ export function targetsOf(model: AnyModel): Target[] {
       breaks: m.breaks,
       engines: m.killedBy,
       runs: m.runs ?? 0,
+      ...(m.plan !== undefined ? { plan: m.plan } : {}),
     })),
     ...model.shipped.map((d) => ({
       id: d.id,
@@ -66,6 +70,14 @@ export interface HuntOptions {
   readonly numRuns: number;
   readonly maxStates?: number;
   readonly maxSeconds?: number;
+  /**
+   * Delta-debug a lockstep failure to a 1-minimal trace (default true). Only a trace that is
+   * written needs it (`dmcheck kill --write`); a check that the target is found does not, and a
+   * long planned path costs one replay per candidate.
+   */
+  readonly minimize?: boolean;
+  /** Progress of long work (a minimization), one line at a time. */
+  readonly log?: (line: string) => void;
 }
 
 export async function hunt(model: AnyModel, target: Target, engine: Engine, opts: HuntOptions): Promise<HuntResult> {
@@ -90,6 +102,29 @@ export async function hunt(model: AnyModel, target: Target, engine: Engine, opts
     return done(trace, breaksOk(target, v.spec));
   }
   if (!model.impl) return done(null, `model ${model.id} has no implementation for the lockstep runner`);
+  // The minimized trace must not fail the same way on the correct code.
+  const control: Variant = { profile: fixedProfile(model), mutant: null };
+  const minimize = async (t: Trace): Promise<Trace> => {
+    if (opts.minimize === false) return t;
+    if (t.steps.length > 20) opts.log?.(`${target.id}: delta-debugging a ${t.steps.length}-step failure (two replays per candidate)`);
+    return minimizeTrace(model, t, { control });
+  };
+  if (target.plan) {
+    const planned = makeTrace({ ...fields, engine, initialIndex: 0, steps: [...target.plan.steps], violation: null, note: '' });
+    const r = await replayTrace(model, planned);
+    if (!r.found) return done(null, `the plan (${target.plan.steps.length} steps, ${target.plan.why}) ran clean in lockstep`);
+    const clean = await replayTrace(model, planned, control);
+    if (clean.found) return done(null, `the plan fails on the correct implementation too (${clean.found.property}: ${clean.found.message})`);
+    const failing = makeTrace({
+      ...fields,
+      engine,
+      initialIndex: 0,
+      steps: target.plan.steps.slice(0, r.stepsRun),
+      violation: r.found,
+      note: `${target.kind} ${target.id}: a planned path (${target.plan.why}) run in lockstep${opts.minimize === false ? '' : ', then delta-debugged to a 1-minimal step list'}`,
+    });
+    return done(await minimize(failing), breaksOk(target, r.found.spec));
+  }
   const r = await lockstep(model, target.bounds, target.variant, { seed: opts.seed, numRuns: Math.max(opts.numRuns, target.runs ?? 0) });
   if (!r.failure) return done(null, `lockstep found no failure in ${r.runs} runs (seed ${r.seed})`);
   const shrunk = makeTrace({
@@ -99,9 +134,9 @@ export async function hunt(model: AnyModel, target: Target, engine: Engine, opts
     steps: r.failure.steps,
     violation: r.failure.violation,
     fastcheck: { seed: r.failure.seed, path: r.failure.path },
-    note: `${target.kind} ${target.id}: shrunk by fast-check, then delta-debugged to a 1-minimal step list`,
+    note: `${target.kind} ${target.id}: shrunk by fast-check${opts.minimize === false ? '' : ', then delta-debugged to a 1-minimal step list'}`,
   });
-  const trace = await minimizeTrace(model, shrunk);
+  const trace = await minimize(shrunk);
   return done(trace, breaksOk(target, r.failure.violation.spec));
 }
 

@@ -82,6 +82,19 @@ export interface MutantInfo {
   readonly bounds?: Bounds;
   /** Lockstep runs the hunt needs at least (a long or narrow path), when more than the caller's. */
   readonly runs?: number;
+  /**
+   * For a path too narrow for random commands: the lockstep hunt runs these steps (machine and
+   * implementation together, every rule checked) instead of fast-check's commands, then
+   * delta-debugs what failed. The steps must run clean on the correct implementation.
+   */
+  readonly plan?: LockstepPlan;
+}
+
+/** A hand-derived event sequence for the lockstep hunt (MutantInfo.plan). */
+export interface LockstepPlan {
+  readonly steps: readonly Ev[];
+  /** Where the derivation is written down (a spec section), for the trace's note. */
+  readonly why: string;
 }
 
 /**

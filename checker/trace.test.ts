@@ -26,6 +26,14 @@ describe('trace files', () => {
     expect(readFileSync(f, 'utf8')).toContain('\n    {"type":"READ_OPEN","r":0}');
   });
 
+  it('writes a trace with no steps (a violation of the initial state) as "steps": [] and loads it back', () => {
+    const f = join(dir, 'empty.json');
+    const t = { ...sample, steps: [] };
+    writeTrace(f, t);
+    expect(readFileSync(f, 'utf8')).toContain('"steps": []\n}');
+    expect(loadTrace(f, ['kobject'])).toEqual(t);
+  });
+
   it('records the tool version', () => {
     expect(sample.tool.version).toBe(TOOL_VERSION);
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };

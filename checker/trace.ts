@@ -48,6 +48,7 @@ export function makeTrace(fields: Omit<Trace, 'format' | 'version' | 'tool'>): T
 export function serializeTrace(t: Trace): string {
   const { steps, ...rest } = t;
   const head = JSON.stringify(rest, null, 2);
+  if (steps.length === 0) return head.slice(0, -2) + `,\n  "steps": []\n}\n`;
   const body = steps.map((s) => '    ' + JSON.stringify(s)).join(',\n');
   return head.slice(0, -2) + `,\n  "steps": [\n${body}\n  ]\n}\n`;
 }
