@@ -1,8 +1,9 @@
-// Unit tests of seeded mutants of the dm-thin metadata implementation (impl/thin/mutants.ts) that
-// need more than the thin-metadata model's pool operations can express: a step sequence the correct
-// implementation ('fixed' profile) runs clean and the mutant turns into a violation naming its spec
-// rule. Every other mutant is declared in the thin-metadata model and killed by `dmcheck kill`
-// (lockstep), with its trace under counterexamples/thin-metadata/ replayed by `dmcheck replay`.
+// Unit tests of seeded mutants of the dm-thin metadata implementation (impl/thin/mutants.ts), below
+// the thin-metadata model: pool operations on single kernel blocks (the model's writes cover whole
+// runs), a step sequence the correct implementation ('fixed' profile) runs clean and the mutant
+// turns into a violation naming its spec rule. Every mutant is also declared in the thin-metadata
+// model and killed by `dmcheck kill`, with its trace under counterexamples/thin-metadata/ replayed
+// by `dmcheck replay`.
 // Kernel: drivers/md/persistent-data/dm-space-map-metadata.c (out, brb_pop), drivers/md/
 // dm-thin-metadata.c (__commit_transaction, dm_pool_abort_metadata).
 
@@ -120,7 +121,8 @@ const F = (mdBlocks = 256, dataBlocks = 1024): Ev => ({ type: 'format', mdBlocks
  * (-EINVAL, "below 0"). The writes go from the highest block down, so the removals come from the
  * right leaf: in ascending order the 225 → 224 removal leaves the left one at 111 entries, which
  * the checker and thin_check 0.9.0 reject (__rebalance2 before 474e5595 lets a node end one below
- * max_entries / 3). Not a model trace: the model's writes cover whole runs (see the spec).
+ * max_entries / 3). The model kills the same mutant with whole-run writes (a planned path,
+ * properties/thin-metadata/mutants.ts); this is the single-block version of the derivation.
  */
 function thin10Steps(): Ev[] {
   const n = 45_500;

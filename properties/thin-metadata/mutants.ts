@@ -3,7 +3,7 @@
 // drivers/md/persistent-data/dm-space-map-disk.c sm_disk_new_block, drivers/md/dm-thin.c
 // overwrite_endio / process_prepared_mapping / commit.
 
-import type { Bounds, MutantInfo, ShippedDefect } from '../../checker/model.js';
+import type { Bounds, Ev, LockstepPlan, MutantInfo, ShippedDefect } from '../../checker/model.js';
 import { thinMetadataMutants } from '../../impl/thin/mutants.js';
 
 export const thinMutants: readonly MutantInfo[] = [
@@ -82,6 +82,58 @@ export const thinShipped: readonly ShippedDefect[] = [
 ];
 
 /**
+ * thin-10-bop-lifo (cebc2de4): the metadata space map queues an INC and then a DEC of one block only
+ * when a removal from its reference-count btree merges two leaves not yet shadowed in the
+ * transaction; that needs more than 336 metadata blocks counted three times or more (the tree must
+ * have split) and a commit that leaves its two leaves at exactly 224 entries (spec/thin-metadata.md,
+ * "thin-10"). Random commands never land there, so the hunt runs this derived path:
+ *
+ * - grow the metadata device (the trees need ~600 blocks), create the origin (device 0) and write
+ *   its 14 runs in order: 448 leaves of 126 mappings under three internal nodes;
+ * - snapshot it twice (devices 1 and 2), then write runs 0, 4 and 9 of the origin and of the first
+ *   snapshot: each copies every internal node, so the 352 leaves neither rewrote are named by three
+ *   internal nodes (the original, the origin's copy, the snapshot's copy): count 3, the tree splits;
+ * - write runs 13 down to 10 of the second snapshot and commit: each copies its 32 still-shared
+ *   leaves (count 3 → 2, one removal each), 351 → 224 entries;
+ * - the next write's first removal merges the two leaves: FIFO applies INC then DEC of the fresh
+ *   shadow; the mutant applies the DEC first, below zero (-EINVAL, THIN-META-4).
+ *
+ * The run size (4032) and origin length (14) were chosen by running the implementation over run
+ * sizes and lengths for the shortest such path; runs that are multiples of 126 keep leaves aligned.
+ */
+const THIN10_BOUNDS: Bounds = { devices: 3, vblocks: 14, dblocks: 25, writes: 25, run: 4032, metaresize: 1, fua: 0, autocommit: 0, phased: 0 };
+
+function thin10Plan(): LockstepPlan {
+  const V = THIN10_BOUNDS['vblocks']!;
+  const copied = [0, 4, 9];
+  const write = (dev: number, vb: number): Ev => ({ type: 'write', dev, vb });
+  const steps: Ev[] = [
+    { type: 'resize_meta' },
+    { type: 'commit' },
+    { type: 'create', dev: 0 },
+    { type: 'commit' },
+    { type: 'open', dev: 0 },
+    ...Array.from({ length: V }, (_, v) => write(0, v)),
+    { type: 'commit' },
+    { type: 'snap', dev: 1, origin: 0 },
+    { type: 'commit' },
+    { type: 'snap', dev: 2, origin: 0 },
+    { type: 'commit' },
+    { type: 'open', dev: 1 },
+    { type: 'open', dev: 2 },
+    ...copied.map((v) => write(0, v)),
+    ...copied.map((v) => write(1, v)),
+    { type: 'commit' },
+    ...[13, 12, 11, 10].map((v) => write(2, v)),
+    { type: 'commit' },
+    write(2, 8),
+  ];
+  return { steps, why: 'spec/thin-metadata.md "thin-10"' };
+}
+
+const IMPL_MUTANT_PLANS: Readonly<Record<string, LockstepPlan>> = { 'thin-10-bop-lifo': thin10Plan() };
+
+/**
  * The bounds under which the lockstep runner reaches each implementation mutant of
  * impl/thin/mutants.ts. Atomic commits (phased = 0) where the mutant is not about commit ordering:
  * the four-step commit only adds crash points the mutant does not need. Mutants not listed are not
@@ -100,6 +152,8 @@ const IMPL_MUTANT_BOUNDS: Readonly<Record<string, Bounds>> = {
   'thin-28-free-count-drift': { phased: 0 },
   // One run of 256 kernel blocks overflows a 252-entry btree leaf (two leaves under one root);
   // discarding the run empties both leaves, which only rebalancing folds back into the root.
+  // The planned path below (THIN10_PLAN): 14 runs of 4032 kernel blocks (32 mapping leaves each).
+  'thin-10-bop-lifo': { ...THIN10_BOUNDS },
   'btree-remove-no-rebalance': { run: 256, devices: 1, vblocks: 1, dblocks: 1, writes: 1, fua: 0, autocommit: 1, phased: 0 },
 };
 
@@ -113,5 +167,6 @@ const IMPL_MUTANT_RUNS: Readonly<Record<string, number>> = { 'btree-remove-no-re
 export const thinImplMutants: readonly MutantInfo[] = thinMetadataMutants.flatMap((m) => {
   const bounds = IMPL_MUTANT_BOUNDS[m.id];
   const runs = IMPL_MUTANT_RUNS[m.id];
-  return bounds === undefined ? [] : [{ ...m, killedBy: ['lockstep' as const], bounds, ...(runs !== undefined ? { runs } : {}) }];
+  const plan = IMPL_MUTANT_PLANS[m.id];
+  return bounds === undefined ? [] : [{ ...m, killedBy: ['lockstep' as const], bounds, ...(runs !== undefined ? { runs } : {}), ...(plan !== undefined ? { plan } : {}) }];
 });
