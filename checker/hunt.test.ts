@@ -11,25 +11,27 @@ import { makeTrace } from './trace.js';
 const inc: Ev = { type: 'inc' };
 const dec: Ev = { type: 'dec' };
 
-function counterModel(plan: LockstepPlan): Model<number, Ev> {
+function counterModel(plan: LockstepPlan, withDec = true): Model<number, Ev> {
   return {
     id: 'counter',
     title: 'a counter',
     spec: 'none',
-    profiles: ['fixed'],
+    profiles: ['fixed', 'old'],
     defaultProfile: 'fixed',
     bounds: {},
     mutants: [{ id: 'five', title: 'fails at five', fix: 'none', breaks: ['C-1'], killedBy: ['lockstep'], plan }],
-    shipped: [],
+    shipped: [{ id: 'old-five', title: 'the old code fails at five', profile: 'old', fix: 'none', breaks: ['C-1'], killedBy: ['lockstep'], operators: { crashes: false } }],
     machines: [],
     instance: () => ({
+      // A crash "loses" the count: the machine's own invariant C-9 fails right after it.
+      crash: { volatileWrites: () => 1, crash: () => -100 },
       system: {
         initial: () => [0],
-        events: () => [inc, dec],
+        events: () => (withDec ? [inc, dec] : [inc]),
         step: (n, e) => (e.type === 'inc' ? n + 1 : e.type === 'dec' ? n - 1 : null),
         key: (n) => String(n),
       },
-      invariants: [],
+      invariants: [{ name: 'not-lost', spec: ['C-9'], check: (n) => (n === -100 ? 'the count was lost' : null) }],
       describe: (n) => `n=${n}`,
       valueOf: () => 'counting',
       project: (n) => n,
@@ -41,9 +43,10 @@ function counterModel(plan: LockstepPlan): Model<number, Ev> {
         let bad: { spec: string[]; message: string } | null = null;
         return {
           apply: (e: Ev) => {
+            if (e.type !== 'inc' && e.type !== 'dec') return;
             if (e.type === 'dec' && n === 0) bad ??= { spec: ['C-1'], message: 'dec at zero' };
             n += e.type === 'inc' ? 1 : -1;
-            if (variant.mutant === 'five' && n === 5) bad ??= { spec: ['C-1'], message: 'reached five' };
+            if ((variant.mutant === 'five' || variant.profile === 'old') && n === 5) bad ??= { spec: ['C-1'], message: 'reached five' };
           },
           project: () => n,
           selfCheck: () => bad,
@@ -116,5 +119,30 @@ describe('minimizeTrace with a control variant', () => {
     const other = { ...trace, violation: { ...trace.violation!, spec: ['C-2'] } };
     const t = await minimizeTrace(m, other);
     expect(t.steps).toEqual(trace.steps);
+  });
+});
+
+describe('lockstep hunt with operators switched off for a target', () => {
+  // Without decs, the only ways to fail are five incs (C-1) and a crash (C-9).
+  it('never crashes, so the crash-only violation C-9 cannot be found before the target', async () => {
+    const m = counterModel({ steps: [], why: 'unused' }, false);
+    const t = targetsOf(m as unknown as Parameters<typeof targetsOf>[0]).find((x) => x.id === 'old-five')!;
+    expect(t.operators).toEqual({ crashes: false });
+    for (const seed of [1, 2, 3]) {
+      const h = await hunt(m as unknown as Parameters<typeof hunt>[0], t, 'lockstep', { seed, numRuns: 200, minimize: false });
+      expect(h.problem).toBeNull();
+      expect(h.trace?.violation?.spec).toEqual(['C-1']);
+      expect(h.trace?.steps.some((e) => e.type.startsWith('@'))).toBe(false);
+    }
+  });
+
+  it('with crashes on, the same runs do reach the crash (so switching them off is what keeps C-9 out)', async () => {
+    const m = counterModel({ steps: [], why: 'unused' }, false);
+    const t = { ...targetsOf(m as unknown as Parameters<typeof targetsOf>[0]).find((x) => x.id === 'old-five')! };
+    delete (t as { operators?: unknown }).operators;
+    const specs = await Promise.all(
+      [1, 2, 3].map(async (seed) => (await hunt(m as unknown as Parameters<typeof hunt>[0], t, 'lockstep', { seed, numRuns: 200, minimize: false })).trace?.violation?.spec[0]),
+    );
+    expect(specs).toContain('C-9');
   });
 });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { explore } from './explore.js';
 import { lockstep } from './lockstep.js';
 import { minimizeTrace } from './minimize.js';
+import { defaultOperatorOptions, type OperatorOptions } from './operators.js';
 import { replayTrace } from './replay.js';
 import { boundsWithDefaults, type AnyModel, type Bounds, type LockstepPlan, type Variant } from './model.js';
 import { makeTrace, type Trace } from './trace.js';
@@ -24,6 +25,8 @@ export interface Target {
   readonly runs?: number;
   /** Steps the lockstep hunt runs instead of random commands (MutantInfo.plan). */
   readonly plan?: LockstepPlan;
+  /** Operator switches for the lockstep hunt (ShippedDefect.operators). */
+  readonly operators?: Partial<OperatorOptions>;
 }
 
 /** The profile with every later fix applied: 'fixed' when the model has it. */
@@ -52,6 +55,7 @@ export function targetsOf(model: AnyModel): Target[] {
       breaks: d.breaks,
       engines: d.killedBy,
       runs: d.runs ?? 0,
+      ...(d.operators !== undefined ? { operators: d.operators } : {}),
     })),
   ];
 }
@@ -125,7 +129,11 @@ export async function hunt(model: AnyModel, target: Target, engine: Engine, opts
     });
     return done(await minimize(failing), breaksOk(target, r.found.spec));
   }
-  const r = await lockstep(model, target.bounds, target.variant, { seed: opts.seed, numRuns: Math.max(opts.numRuns, target.runs ?? 0) });
+  const r = await lockstep(model, target.bounds, target.variant, {
+    seed: opts.seed,
+    numRuns: Math.max(opts.numRuns, target.runs ?? 0),
+    ...(target.operators ? { operators: { ...defaultOperatorOptions, ...target.operators } } : {}),
+  });
   if (!r.failure) return done(null, `lockstep found no failure in ${r.runs} runs (seed ${r.seed})`);
   const shrunk = makeTrace({
     ...fields,

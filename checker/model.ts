@@ -1,6 +1,8 @@
 // The model interface: what a protocol hands to the engine. Nothing in checker/ knows any protocol;
 // a protocol adds spec/, machines/, impl/, properties/ and registers one Model in properties/registry.ts.
 
+import type { OperatorOptions } from './operators.js';
+
 /** Every event is a plain JSON object with a `type`; parameters are further fields. */
 export interface Ev {
   readonly type: string;
@@ -112,6 +114,11 @@ export interface ShippedDefect {
   readonly bounds?: Bounds;
   /** Lockstep runs the hunt needs at least (a long or narrow path), when more than the caller's. */
   readonly runs?: number;
+  /**
+   * Engine operators the lockstep hunt leaves out, for a defect that needs none of them while they
+   * would reach other defects of the same profile first (e.g. `{ crashes: false }`).
+   */
+  readonly operators?: Partial<OperatorOptions>;
 }
 
 /**

@@ -97,6 +97,12 @@ export interface BtreeInfo {
   readonly upperLevelInc: boolean;
   /** Seeded mutant: dm_btree_remove does not rebalance (nodes may drop below a third full). */
   readonly noRebalance?: boolean;
+  /**
+   * 474e5595 "dm btree: increase rebalance threshold in __rebalance2()" (v5.5): two children merge
+   * below 2 · (max/3 + 1) entries instead of 2 · max/3 + 1, so the removal that follows a
+   * rebalance cannot leave either below a third full. 3.14 (false) can leave max/3 − 1.
+   */
+  readonly rebalanceKeepsThird?: boolean;
 }
 
 /** The le64 value type for upper levels (sub-tree roots). */

@@ -111,7 +111,9 @@ function rebalance2Nodes(info: BtreeInfo, parent: Uint8Array, l: Child, r: Child
   const right = r.n;
   const nrLeft = nrEntries(left);
   const nrRight = nrEntries(right);
-  const threshold = 2 * mergeThreshold(left) + 1;
+  // 3.14 merges below 2·t + 1 (t = max/3): at exactly 2·t + 1 it rebalances to t / t + 1 and the
+  // removal may then take the left child to t − 1. 474e5595 merges below 2·(t + 1).
+  const threshold = info.rebalanceKeepsThird === true ? 2 * (mergeThreshold(left) + 1) : 2 * mergeThreshold(left) + 1;
   if (nrLeft + nrRight < threshold) {
     // Merge right into left; right's children stay referenced through left.
     nodeCopy(left, right, -nrRight);

@@ -55,6 +55,8 @@ export interface SmBehaviour {
   readonly freeCountFixed: boolean;
   /** 6096d91a "fix occasional leak of a metadata block on resize": apply the queued ops when extend leaves bootstrap mode. */
   readonly extendAppliesBops: boolean;
+  /** 474e5595 in the reference-count btree's removals (BtreeInfo.rebalanceKeepsThird). */
+  readonly rebalanceKeepsThird: boolean;
 }
 
 export const KERNEL_3_14_SM: SmBehaviour = {
@@ -65,6 +67,7 @@ export const KERNEL_3_14_SM: SmBehaviour = {
   bopLifo: false,
   freeCountFixed: false,
   extendAppliesBops: false,
+  rebalanceKeepsThird: false,
 };
 
 // ---- bitmap blocks ----
@@ -168,7 +171,7 @@ export abstract class LlDisk {
     readonly tm: TransactionManager,
     readonly behaviour: SmBehaviour,
   ) {
-    this.refCountInfo = { tm, levels: 1, vt: { size: 4 }, upperLevelInc: false };
+    this.refCountInfo = { tm, levels: 1, vt: { size: 4 }, upperLevelInc: false, rebalanceKeepsThird: behaviour.rebalanceKeepsThird };
   }
 
   /** dm_btree_empty for the ref-count tree. */

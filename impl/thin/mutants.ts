@@ -105,6 +105,8 @@ export interface ThinBehaviour {
   readonly sm: SmBehaviour;
   readonly upperLevelInc: boolean;
   readonly noRebalance: boolean;
+  /** 474e5595: __rebalance2 keeps both children above a third full (BtreeInfo.rebalanceKeepsThird). */
+  readonly rebalanceKeepsThird: boolean;
   readonly releaseShallow: boolean;
   readonly reserveNoCommit: boolean;
   /** a9d45396 + 5a32083d: pre-commit flushes everything, roots copied before the superblock is locked. */
@@ -139,9 +141,11 @@ export function behaviourOf(v: Variant): ThinBehaviour {
       bopLifo: m('thin-10-bop-lifo'),
       freeCountFixed: fixed && !m('thin-28-free-count-drift'),
       extendAppliesBops: fixed,
+      rebalanceKeepsThird: fixed,
     },
     upperLevelInc: fixed,
     noRebalance: m('btree-remove-no-rebalance'),
+    rebalanceKeepsThird: fixed,
     releaseShallow: !fixed || m('thin-20-release-shallow-dec'),
     reserveNoCommit: m('thin-21-reserve-no-commit'),
     atomicCommit: fixed && !m('thin-22-sb-before-flush'),

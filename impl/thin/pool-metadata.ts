@@ -206,8 +206,9 @@ export class PoolMetadata {
     };
     const up = this.behaviour.upperLevelInc;
     const nr = this.behaviour.noRebalance;
-    this.info = { tm, levels: 2, vt: dataVt, upperLevelInc: up, noRebalance: nr };
-    this.blInfo = { tm, levels: 1, vt: dataVt, upperLevelInc: up, noRebalance: nr };
+    const k3 = this.behaviour.rebalanceKeepsThird;
+    this.info = { tm, levels: 2, vt: dataVt, upperLevelInc: up, noRebalance: nr, rebalanceKeepsThird: k3 };
+    this.blInfo = { tm, levels: 1, vt: dataVt, upperLevelInc: up, noRebalance: nr, rebalanceKeepsThird: k3 };
     const bl = this.blInfo;
     this.tlInfo = {
       tm,
@@ -220,8 +221,9 @@ export class PoolMetadata {
       },
       upperLevelInc: up,
       noRebalance: nr,
+      rebalanceKeepsThird: k3,
     };
-    this.detailsInfo = { tm, levels: 1, vt: { size: 24 }, upperLevelInc: up, noRebalance: nr };
+    this.detailsInfo = { tm, levels: 1, vt: { size: 24 }, upperLevelInc: up, noRebalance: nr, rebalanceKeepsThird: k3 };
   }
 
   private formatMetadata(): void {

@@ -63,6 +63,27 @@ function thinCheckRc(img: BlockDevice, what: string): number | null {
   }
 }
 
+describe('thin-metadata shipped defect rebalance2-node-below-third (474e5595)', () => {
+  it('its counterexample leaves an image check.ts and thin_check reject under linux-3.14, and both accept under fixed', () => {
+    const t = loadTrace(counterexamplePath('counterexamples', 'thin-metadata', 'rebalance2-node-below-third', 'lockstep'), [thinMetadataModel.id]);
+    expect(t.profile).toBe('linux-3.14');
+    const bad = drive(t, { profile: 'linux-3.14', mutant: null });
+    expect(bad.finding?.spec).toEqual(['THIN-META-16']);
+    const img = bad.finding!.image!;
+    const ours = checkMetadata(img);
+    expect(formatFindings(ours)).toMatch(/too few entries in btree_node: 83, expected at least 84/);
+    const rc = thinCheckRc(img, "rebalance2-node-below-third's image");
+    if (rc !== null) expect(rc, 'thin_check must reject a node below a third full').not.toBe(0);
+
+    const good = drive(t, { profile: 'fixed', mutant: null });
+    expect(good.finding?.message ?? null).toBeNull();
+    const clean = good.handle.metadataImage();
+    expect(checkMetadata(clean).ok, formatFindings(checkMetadata(clean))).toBe(true);
+    const rcClean = thinCheckRc(clean, 'the fixed profile image for rebalance2-node-below-third');
+    if (rcClean !== null) expect(rcClean).toBe(0);
+  });
+});
+
 describe('thin-metadata implementation mutants', () => {
   it('every implementation mutant is declared in the model, so it is hunted and has a trace', () => {
     const inModel = modelMutants.map((m) => m.id);

@@ -62,6 +62,23 @@ export const thinShipped: readonly ShippedDefect[] = [
     bounds: { metasnap: 1, autocommit: 1, phased: 0, devices: 2, dblocks: 1, writes: 0, fua: 0 },
   },
   {
+    // Found here (the fact sheets do not list it): upstream fixed it in v5.5 after thin_check
+    // reported "too few entries in btree_node" on a pool whose details tree had lost devices.
+    id: 'rebalance2-node-below-third',
+    title:
+      "removal rebalances two btree children holding exactly 2·(max/3)+1 entries to max/3 and max/3+1, then deletes from the smaller: a non-root node below a third full, which thin_check rejects",
+    profile: 'linux-3.14',
+    fix: '474e559567fa631dea8fb8407ab1b6090c903755 dm btree: increase rebalance threshold in __rebalance2() (v5.5)',
+    breaks: ['THIN-META-16'],
+    killedBy: ['lockstep'],
+    // Two runs of 168 blocks fill two mapping leaves (126 + 210); discarding the first run removes
+    // ascending keys from the left leaf, rebalancing before each removal, and stops at 168 entries
+    // with the left leaf at 83 < 252 / 3. FUA writes only and no crashes, so the 3.14 crash holes
+    // (#24, #25) cannot be found first.
+    bounds: { devices: 1, vblocks: 2, dblocks: 2, writes: 2, run: 168, fua: 2, phased: 0 },
+    operators: { crashes: false },
+  },
+  {
     id: 'no-data-flush-before-commit',
     title: 'a commit makes durable a mapping whose data is still in the data device cache (dm-thin.md §10 #24)',
     profile: 'linux-3.14',
@@ -85,23 +102,26 @@ export const thinShipped: readonly ShippedDefect[] = [
  * thin-10-bop-lifo (cebc2de4): the metadata space map queues an INC and then a DEC of one block only
  * when a removal from its reference-count btree merges two leaves not yet shadowed in the
  * transaction; that needs more than 336 metadata blocks counted three times or more (the tree must
- * have split) and a commit that leaves its two leaves at exactly 224 entries (spec/thin-metadata.md,
- * "thin-10"). Random commands never land there, so the hunt runs this derived path:
+ * have split) and a commit that leaves its two leaves at exactly 225 entries (the fixed profile's
+ * merge threshold, 2 · (112 + 1) since 474e5595; spec/thin-metadata.md, "thin-10"). Random commands
+ * never land there, so the hunt runs this derived path:
  *
  * - grow the metadata device (the trees need ~600 blocks), create the origin (device 0) and write
- *   its 14 runs in order: 448 leaves of 126 mappings under three internal nodes;
+ *   its 14 runs in order: 455 leaves of 126 mappings;
  * - snapshot it twice (devices 1 and 2), then write runs 0, 4 and 9 of the origin and of the first
- *   snapshot: each copies every internal node, so the 352 leaves neither rewrote are named by three
- *   internal nodes (the original, the origin's copy, the snapshot's copy): count 3, the tree splits;
- * - write runs 13 down to 10 of the second snapshot and commit: each copies its 32 still-shared
- *   leaves (count 3 → 2, one removal each), 351 → 224 entries;
- * - the next write's first removal merges the two leaves: FIFO applies INC then DEC of the fresh
- *   shadow; the mutant applies the DEC first, below zero (-EINVAL, THIN-META-4).
+ *   snapshot: each copies the internal nodes above its run, so the 355 leaves neither rewrote are
+ *   named by three internal nodes (the original, the origin's copy, the snapshot's copy): count 3,
+ *   the tree splits;
+ * - write runs 12, 11, 10 and 8 of the second snapshot and commit: each copies its still-shared
+ *   leaves (count 3 → 2, one removal each), 355 → 322 → 289 → 257 → 225 entries;
+ * - the next write (run 13)'s first removal merges the two leaves: FIFO applies INC then DEC of the
+ *   fresh shadow; the mutant applies the DEC first, below zero (-EINVAL, THIN-META-4).
  *
- * The run size (4032) and origin length (14) were chosen by running the implementation over run
- * sizes and lengths for the shortest such path; runs that are multiples of 126 keep leaves aligned.
+ * The run size (4095 = 32.5 leaves, so runs drop 32 or 33 counts and a subset can sum to the
+ * 130 needed) and origin length (14) were found by running the implementation over run sizes,
+ * origin lengths and subsets of the second snapshot's runs.
  */
-const THIN10_BOUNDS: Bounds = { devices: 3, vblocks: 14, dblocks: 25, writes: 25, run: 4032, metaresize: 1, fua: 0, autocommit: 0, phased: 0 };
+const THIN10_BOUNDS: Bounds = { devices: 3, vblocks: 14, dblocks: 25, writes: 25, run: 4095, metaresize: 1, fua: 0, autocommit: 0, phased: 0 };
 
 function thin10Plan(): LockstepPlan {
   const V = THIN10_BOUNDS['vblocks']!;
@@ -124,9 +144,9 @@ function thin10Plan(): LockstepPlan {
     ...copied.map((v) => write(0, v)),
     ...copied.map((v) => write(1, v)),
     { type: 'commit' },
-    ...[13, 12, 11, 10].map((v) => write(2, v)),
+    ...[12, 11, 10, 8].map((v) => write(2, v)),
     { type: 'commit' },
-    write(2, 8),
+    write(2, 13),
   ];
   return { steps, why: 'spec/thin-metadata.md "thin-10"' };
 }
@@ -152,7 +172,7 @@ const IMPL_MUTANT_BOUNDS: Readonly<Record<string, Bounds>> = {
   'thin-28-free-count-drift': { phased: 0 },
   // One run of 256 kernel blocks overflows a 252-entry btree leaf (two leaves under one root);
   // discarding the run empties both leaves, which only rebalancing folds back into the root.
-  // The planned path below (THIN10_PLAN): 14 runs of 4032 kernel blocks (32 mapping leaves each).
+  // The planned path above (thin10Plan): 14 runs of 4095 kernel blocks (32.5 mapping leaves each).
   'thin-10-bop-lifo': { ...THIN10_BOUNDS },
   'btree-remove-no-rebalance': { run: 256, devices: 1, vblocks: 1, dblocks: 1, writes: 1, fua: 0, autocommit: 1, phased: 0 },
 };
