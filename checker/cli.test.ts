@@ -54,6 +54,13 @@ describe('dmcheck CLI', () => {
     expect(bad.out).toMatch(/saved: out\/cli-test\//);
   });
 
+  it('check says why lockstep did not run when the implementation supports none of the bounds, and keeps the explorer verdict', async () => {
+    const r = await run('check', 'mirror-log', '--profile', 'fixed', '--bound', 'crashes=1', '--bound', 'writes=1', '--bound', 'regions=1');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/explore: \d+ states/);
+    expect(r.out).toMatch(/lockstep: not run: model mirror-log: the implementation supports none of the initial states/);
+  });
+
   it('replay tells the story and ends in the violated invariant', async () => {
     const r = await run('replay', 'counterexamples/kobject/unlocked-get-from-kobject.explore.json');
     expect(r.code).toBe(1);

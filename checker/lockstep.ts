@@ -36,6 +36,11 @@ export interface LockstepResult {
   readonly failure: LockstepFailure | null;
 }
 
+/** The implementation cannot run at these bounds (it supports none of the model's initial states). */
+export class LockstepUnavailable extends Error {
+  override readonly name = 'LockstepUnavailable';
+}
+
 class Violated extends Error {
   constructor(readonly violation: TraceViolation) {
     super(`${violation.property} [${violation.spec.join(', ')}]: ${violation.message}`);
@@ -234,7 +239,9 @@ export async function lockstep<S>(model: Model<S, Ev>, bounds: Bounds, variant: 
   // Which initial state a run starts from: part of the generated case (so it shrinks and replays)
   // only when the impl can start from more than one; otherwise the first, as before.
   const starts = model.impl?.initialStates?.(bounds, opts.implVariant ?? variant) ?? [0];
-  if (starts.length === 0) throw new Error(`model ${model.id}: the implementation can start from none of the initial states at these bounds`);
+  if (starts.length === 0) {
+    throw new LockstepUnavailable(`model ${model.id}: the implementation supports none of the initial states at these bounds (see its impl adapter's initialStates)`);
+  }
   const withStart = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<[number, T]> =>
     starts.length > 1 ? fc.tuple(fc.constantFrom(...starts), arb) : arb.map((x): [number, T] => [starts[0]!, x]);
 
