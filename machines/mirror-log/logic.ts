@@ -418,6 +418,9 @@ export function applyEvent(cfg: Cfg, c: Ctx, e: MirrorEv): Ctx | null {
       return c.pr[r] === 2 ? { ...c, pr: set(c.pr, r, 1), vo: cfg.cache ? set(c.vo, r, 1) : c.vo } : null;
     case 'pclear': {
       if (c.pr[r] !== 1) return null;
+      // The peer runs the same kernel: under 'fixed' its userspace_flush also flushes the (shared)
+      // legs' caches before it sends the clear, as node 1's startFlush does.
+      if (cfg.cache && cfg.fixed) c = { ...c, vo: c.vo.map(() => 0) };
       const fl = srvFlush(srvClear(cfg, c, r, 2));
       return { ...fl.c, pr: set(c.pr, r, 0) };
     }

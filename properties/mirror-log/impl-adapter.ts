@@ -166,10 +166,13 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
   private peerVersion = 1 << 20;
   private readonly n: number;
   private readonly allocFail: boolean;
+  /** The peer (node 2) flushes the legs before its clears: the fixed profile with leg caches. */
+  private readonly peerFlushesLegs: boolean;
   private readonly handleErrors: boolean;
 
   constructor(variant: Variant, cfg: Cfg) {
     this.n = cfg.n;
+    this.peerFlushesLegs = cfg.cache && variant.profile === 'fixed';
     this.allocFail = cfg.allocFail;
     this.handleErrors = cfg.handleErrors;
     this.ready = buildStack({
@@ -265,6 +268,8 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
         break;
       }
       case 'pclear':
+        // Node 2 runs the same kernel: under 'fixed' its log flushes the shared legs before the clear.
+        if (this.peerFlushesLegs) s.mirror.flushLegs();
         s.cluster.peer(2, RequestType.CLEAR_REGION, [r]);
         s.cluster.peer(2, RequestType.FLUSH, []);
         break;

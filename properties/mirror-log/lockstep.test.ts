@@ -62,6 +62,7 @@ describe('mirror-log lockstep: machine and impl/mirror agree under fixed', () =>
     { name: 'three regions, three writes, two resends', bounds: { regions: 3, writes: 3, resends: 2, nodes: 1 } },
     { name: 'clear_region allocation failures, no handle_errors, log faults', bounds: { allocFail: 1, handleErrors: 0, logFaults: 1, nodes: 1 } },
     { name: 'legs with write caches, one node', bounds: { cache: 1, nodes: 1 } },
+    { name: 'legs with write caches, two nodes (the peer flushes the legs before its clears)', bounds: { cache: 1, nodes: 2 } },
   ];
   for (const c of more) {
     it(c.name, async () => {

@@ -54,6 +54,16 @@ describe('mirror-log: correct code', () => {
     }
   }, 900_000);
 
+  it('fixed profile with leg write caches holds for two nodes: the peer flushes the shared legs before its clears too', () => {
+    // Regression: the fix once covered node 1's clears only, and pmark → pwrite → pdone → pclear on
+    // node 2 left a clean region with its data still in a leg cache (ULOG-6).
+    const r = run({ cache: 1, nodes: 2 }, 'fixed', null, true);
+    expect(r.complete).toBe(true);
+    expect(r.violations).toEqual([]);
+    const old = run({ cache: 1, nodes: 2 }, 'linux-3.14', null, false);
+    expect(old.violations.some((v) => v.spec.includes('ULOG-6'))).toBe(true);
+  }, 900_000);
+
   it('linux-3.14 without integrated_flush holds (the 3.14 change keeps the old mode as it was)', () => {
     const r = run({ integrated: 0 }, 'linux-3.14', null, true);
     expect(r.violations).toEqual([]);
