@@ -34,6 +34,8 @@ export const kobjectMutants: readonly MutantInfo[] = [
     fix: 'dm sysfs: fix a module unload race (added dm-builtin.c)',
     breaks: ['KOBJ-2'],
     killedBy: ['explore', 'lockstep'],
+    // Measured over 20 fresh seeds: missed 5–9 times at 400–500 lockstep runs, never at 5000 (~0.2 s).
+    runs: 5000,
   },
   {
     id: 'module-put-before-wait',
@@ -69,6 +71,8 @@ export const kobjectMutants: readonly MutantInfo[] = [
     fix: '__dm_destroy wait=true path',
     breaks: ['KOBJ-4'],
     killedBy: ['explore', 'lockstep'],
+    // Measured over 20 fresh seeds: missed 5–9 times at 400–500 lockstep runs, never at 5000 (~0.2 s).
+    runs: 5000,
   },
 ];
 

@@ -37,7 +37,9 @@ describe('thin-metadata lockstep against the implementation', () => {
   }, 600_000);
 
   it('linux-3.14: the lockstep runner also reaches shipped hole #24 (THIN-META-7)', async () => {
-    const r = await run('linux-3.14', null, { fua: 0 }, 300);
+    // Atomic commits: with the four-step commit the path is 7 steps and fast-check's short-biased
+    // runs missed it at 4 of 30 fresh seeds even at 2000 runs; atomic, 0 of 30 at 300.
+    const r = await run('linux-3.14', null, { fua: 0, phased: 0 }, 300);
     expect(r.failure?.violation.spec).toContain('THIN-META-7');
   }, 600_000);
 
