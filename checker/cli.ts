@@ -223,11 +223,12 @@ function describeExplore(r: ExploreResult): string {
   return `${r.states} states, ${r.transitions} transitions, depth ${r.depth}, ${r.seconds.toFixed(2)} s (${rate} states/s)${r.complete ? '' : ` INCOMPLETE (${r.stopped ?? 'crash subsets truncated'})`}`;
 }
 
-/** One variant: explore and lockstep, print violations with their counterexamples. */
+/** The explorer's result as the JSON summary reports it. */
 function exploreSummary(r: ExploreResult): Record<string, unknown> {
   return { states: r.states, transitions: r.transitions, depth: r.depth, seconds: r.seconds, complete: r.complete, violations: r.violations.map((v) => ({ property: v.property, spec: v.spec, steps: v.path.length })) };
 }
 
+/** One variant: explore and lockstep, print violations with their counterexamples. */
 async function checkVariant(model: AnyModel, variant: Variant, bounds: Bounds, io: Io, o: Opts): Promise<{ ok: boolean; summary: Record<string, unknown> }> {
   const inst = model.instance(bounds, variant);
   const r = explore(inst, {

@@ -1,4 +1,4 @@
-// The lockstep hunt with a planned path (MutantInfo.plan) and trace minimization with a control
+// The lockstep hunt with a planned path (Defect.plan) and trace minimization with a control
 // variant, on a toy counter: machine and implementation count incs and decs; the implementation's
 // own check fails on a dec at zero (an "underflow" every variant has, standing for a limit the
 // machine does not model) and, under mutant 'five', when the count reaches five.

@@ -8,7 +8,7 @@ import { lockstep } from './lockstep.js';
 import { minimizeTrace } from './minimize.js';
 import { defaultOperatorOptions, type OperatorOptions } from './operators.js';
 import { replayTrace } from './replay.js';
-import { boundsWithDefaults, type AnyModel, type Bounds, type LockstepPlan, type Variant } from './model.js';
+import { boundsWithDefaults, type AnyModel, type Bounds, type Defect, type LockstepPlan, type Variant } from './model.js';
 import { makeTrace, type Trace } from './trace.js';
 
 export type Engine = 'explore' | 'lockstep';
@@ -21,11 +21,11 @@ export interface Target {
   readonly bounds: Bounds;
   readonly breaks: readonly string[];
   readonly engines: readonly Engine[];
-  /** Minimum lockstep runs (MutantInfo.runs). */
+  /** Minimum lockstep runs (Defect.runs). */
   readonly runs?: number;
-  /** Steps the lockstep hunt runs instead of random commands (MutantInfo.plan). */
+  /** Steps the lockstep hunt runs instead of random commands (Defect.plan). */
   readonly plan?: LockstepPlan;
-  /** Operator switches for the lockstep hunt (ShippedDefect.operators). */
+  /** Operator switches for the lockstep hunt (Defect.operators). */
   readonly operators?: Partial<OperatorOptions>;
 }
 
@@ -35,28 +35,20 @@ export function fixedProfile(model: AnyModel): string {
 }
 
 export function targetsOf(model: AnyModel): Target[] {
-  const base = boundsWithDefaults(model);
+  const target = (d: Defect, kind: Target['kind'], variant: Variant): Target => ({
+    id: d.id,
+    kind,
+    variant,
+    bounds: boundsWithDefaults(model, d.bounds ?? {}),
+    breaks: d.breaks,
+    engines: d.killedBy,
+    runs: d.runs ?? 0,
+    ...(d.plan !== undefined ? { plan: d.plan } : {}),
+    ...(d.operators !== undefined ? { operators: d.operators } : {}),
+  });
   return [
-    ...model.mutants.map((m) => ({
-      id: m.id,
-      kind: 'mutant' as const,
-      variant: { profile: fixedProfile(model), mutant: m.id },
-      bounds: m.bounds ? boundsWithDefaults(model, m.bounds) : base,
-      breaks: m.breaks,
-      engines: m.killedBy,
-      runs: m.runs ?? 0,
-      ...(m.plan !== undefined ? { plan: m.plan } : {}),
-    })),
-    ...model.shipped.map((d) => ({
-      id: d.id,
-      kind: 'shipped' as const,
-      variant: { profile: d.profile, mutant: null },
-      bounds: boundsWithDefaults(model, d.bounds ?? {}),
-      breaks: d.breaks,
-      engines: d.killedBy,
-      runs: d.runs ?? 0,
-      ...(d.operators !== undefined ? { operators: d.operators } : {}),
-    })),
+    ...model.mutants.map((m) => target(m, 'mutant', { profile: fixedProfile(model), mutant: m.id })),
+    ...model.shipped.map((d) => target(d, 'shipped', { profile: d.profile, mutant: null })),
   ];
 }
 

@@ -70,8 +70,8 @@ export interface System<S, E extends Ev> {
   };
 }
 
-/** A seeded bug modelled on a real kernel fix. */
-export interface MutantInfo {
+/** What seeded mutants and shipped defects share: what they break, and how the hunt reaches them. */
+export interface Defect {
   readonly id: string;
   readonly title: string;
   /** Kernel commit or reference that fixed the real bug. */
@@ -90,35 +90,29 @@ export interface MutantInfo {
    * delta-debugs what failed. The steps must run clean on the correct implementation.
    */
   readonly plan?: LockstepPlan;
+  /**
+   * Engine operators the lockstep hunt leaves out, for a defect that needs none of them while they
+   * would reach other defects of the same profile first (e.g. `{ crashes: false }`).
+   */
+  readonly operators?: Partial<OperatorOptions>;
 }
 
-/** A hand-derived event sequence for the lockstep hunt (MutantInfo.plan). */
+/** A hand-derived event sequence for the lockstep hunt (Defect.plan). */
 export interface LockstepPlan {
   readonly steps: readonly Ev[];
   /** Where the derivation is written down (a spec section), for the trace's note. */
   readonly why: string;
 }
 
+/** A seeded bug modelled on a real kernel fix (switched on as the variant's mutant). */
+export type MutantInfo = Defect;
+
 /**
  * A defect the profile ships with (not seeded): under `profile` the checker must find a violation of
  * `breaks`; under the fixed profile the same rules must hold.
  */
-export interface ShippedDefect {
-  readonly id: string;
-  readonly title: string;
+export interface ShippedDefect extends Defect {
   readonly profile: string;
-  readonly fix: string;
-  readonly breaks: readonly string[];
-  readonly killedBy: readonly ('explore' | 'lockstep')[];
-  /** Bounds that reach it, if not the defaults. */
-  readonly bounds?: Bounds;
-  /** Lockstep runs the hunt needs at least (a long or narrow path), when more than the caller's. */
-  readonly runs?: number;
-  /**
-   * Engine operators the lockstep hunt leaves out, for a defect that needs none of them while they
-   * would reach other defects of the same profile first (e.g. `{ crashes: false }`).
-   */
-  readonly operators?: Partial<OperatorOptions>;
 }
 
 /**

@@ -175,7 +175,7 @@ const IMPL_MUTANT_BOUNDS: Readonly<Record<string, Bounds>> = {
   // One run of 256 kernel blocks overflows a 252-entry btree leaf (two leaves under one root);
   // discarding the run empties both leaves, which only rebalancing folds back into the root.
   // The planned path above (thin10Plan): 14 runs of 4095 kernel blocks (32.5 mapping leaves each).
-  'thin-10-bop-lifo': { ...THIN10_BOUNDS },
+  'thin-10-bop-lifo': THIN10_BOUNDS,
   'btree-remove-no-rebalance': { run: 256, devices: 1, vblocks: 1, dblocks: 1, writes: 1, fua: 0, autocommit: 1, phased: 0 },
 };
 
