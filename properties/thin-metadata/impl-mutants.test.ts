@@ -63,24 +63,33 @@ function thinCheckRc(img: BlockDevice, what: string): number | null {
   }
 }
 
+/**
+ * The damaged image is rejected by check.ts and thin_check; the same steps under `good` leave an
+ * image both accept (negative control). Returns the checker's findings on the damaged image.
+ */
+function expectRejectedThenClean(img: BlockDevice, t: Trace, good: Variant, what: string): string {
+  const ours = checkMetadata(img);
+  expect(ours.ok, 'impl/thin/tools/check.ts must reject it').toBe(false);
+  const rc = thinCheckRc(img, `${what}'s image`);
+  if (rc !== null) expect(rc, `thin_check must reject ${what}'s image (${formatFindings(ours).split('\n')[0]})`).not.toBe(0);
+
+  const clean = drive(t, good);
+  expect(clean.finding?.message ?? null).toBeNull();
+  const cleanImg = clean.handle.metadataImage();
+  expect(checkMetadata(cleanImg).ok, formatFindings(checkMetadata(cleanImg))).toBe(true);
+  const rcClean = thinCheckRc(cleanImg, `the correct code's image for ${what}`);
+  if (rcClean !== null) expect(rcClean).toBe(0);
+  return formatFindings(ours);
+}
+
 describe('thin-metadata shipped defect rebalance2-node-below-third (474e5595)', () => {
   it('its counterexample leaves an image check.ts and thin_check reject under linux-3.14, and both accept under fixed', () => {
     const t = loadTrace(counterexamplePath('counterexamples', 'thin-metadata', 'rebalance2-node-below-third', 'lockstep'), [thinMetadataModel.id]);
     expect(t.profile).toBe('linux-3.14');
     const bad = drive(t, { profile: 'linux-3.14', mutant: null });
     expect(bad.finding?.spec).toEqual(['THIN-META-16']);
-    const img = bad.finding!.image!;
-    const ours = checkMetadata(img);
-    expect(formatFindings(ours)).toMatch(/too few entries in btree_node: 83, expected at least 84/);
-    const rc = thinCheckRc(img, "rebalance2-node-below-third's image");
-    if (rc !== null) expect(rc, 'thin_check must reject a node below a third full').not.toBe(0);
-
-    const good = drive(t, { profile: 'fixed', mutant: null });
-    expect(good.finding?.message ?? null).toBeNull();
-    const clean = good.handle.metadataImage();
-    expect(checkMetadata(clean).ok, formatFindings(checkMetadata(clean))).toBe(true);
-    const rcClean = thinCheckRc(clean, 'the fixed profile image for rebalance2-node-below-third');
-    if (rcClean !== null) expect(rcClean).toBe(0);
+    const findings = expectRejectedThenClean(bad.finding!.image!, t, { profile: 'fixed', mutant: null }, 'rebalance2-node-below-third');
+    expect(findings).toMatch(/too few entries in btree_node: 83, expected at least 84/);
   });
 });
 
@@ -109,20 +118,9 @@ describe('thin-metadata implementation mutants', () => {
         expect(bad.finding!.image, 'a finding with an image is on-disk damage: list the mutant in CORRUPTING').toBeNull();
         return;
       }
-      const img = bad.finding!.image!;
+      const img = bad.finding!.image;
       expect(img, 'a corrupting mutant must leave an image').not.toBeNull();
-      const ours = checkMetadata(img);
-      expect(ours.ok, 'impl/thin/tools/check.ts must reject it').toBe(false);
-      const rc = thinCheckRc(img, `${m.id}'s image`);
-      if (rc !== null) expect(rc, `thin_check must reject ${m.id}'s image (${formatFindings(ours).split('\n')[0]})`).not.toBe(0);
-
-      // Negative control: the correct implementation, same steps, leaves an image both accept.
-      const good = drive(t, { profile: t.profile, mutant: null });
-      expect(good.finding?.message ?? null).toBeNull();
-      const clean = good.handle.metadataImage();
-      expect(checkMetadata(clean).ok, formatFindings(checkMetadata(clean))).toBe(true);
-      const rcClean = thinCheckRc(clean, `the correct implementation's image for ${m.id}`);
-      if (rcClean !== null) expect(rcClean).toBe(0);
+      expectRejectedThenClean(img!, t, { profile: t.profile, mutant: null }, m.id);
     }, 120_000);
   }
 });
