@@ -83,8 +83,7 @@ describe('impl mutants', () => {
   it('server-clear-ignores-others sets the clean bit while node 2 still has the region marked (ULOG-8)', async () => {
     for (const mutant of ['server-clear-ignores-others', null]) {
       const r = await rig({ regions: 2, integrated: false, aware: true, variant: V(mutant) });
-      r.s.cluster.peer(2, RequestType.MARK_REGION, [0]);
-      r.s.cluster.peer(2, RequestType.FLUSH, []);
+      r.s.peer.mark(0);
       await Promise.all([r.s.mirror.write(0), drive(r)]); // node 1 marks, writes, clears region 0
       const st = r.s.cluster.state!;
       expect(st.marks).toEqual([{ region: 0, node: 2 }]);

@@ -84,7 +84,7 @@ export class MirrorSet {
   private recovering = 0;
   private passScheduled = false;
   private nextVersion = 1;
-  /** Writes that reached a leg while the log device said the region was clean (checked by tests). */
+  /** Dispatched writes and use-after-free notes (bench/mirror-rounds.ts counts the writes). */
   readonly events: string[] = [];
   /** Which dm_rh_flush kmirrord waits in: i = none, u = dm_rh_update_states', w = do_writes'. */
   phase: 'i' | 'u' | 'w' = 'i';
@@ -107,11 +107,6 @@ export class MirrorSet {
   /** An upper-layer REQ_FLUSH: every leg's cache reaches the media. */
   flushLegs(): void {
     for (const leg of this.o.legs) leg.flushCache();
-  }
-
-  regionState(region: number): string {
-    const reg = this.hash.get(region);
-    return reg ? `${reg.state}${reg.list !== 'none' ? '/' + reg.list : ''} pending=${reg.pending}` : 'absent';
   }
 
   /** mirror_resume: dm_rh_start_recovery ends with wakeup_workers, so kmirrord looks for recovery work. */

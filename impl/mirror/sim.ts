@@ -18,10 +18,15 @@ export class ManualGate implements Gate<Ev> {
   /** Every released step, in order (the trace of internal steps). */
   readonly log: Ev[] = [];
 
-  step = (e: Ev, ready?: () => boolean): Promise<boolean> =>
-    new Promise<boolean>((resolve) => {
+  /** `passThrough`: steps answered at once, never held (e.g. RPCs a driver treats as atomic). */
+  constructor(private readonly passThrough: (e: Ev) => boolean = () => false) {}
+
+  step = (e: Ev, ready?: () => boolean): Promise<boolean> => {
+    if (this.passThrough(e)) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
       this.held.push({ e, ready, release: resolve });
     });
+  };
 
   /** Steps whose condition no longer holds are answered false and forgotten. */
   private prune(): void {
@@ -34,17 +39,29 @@ export class ManualGate implements Gate<Ev> {
     }
   }
 
-  /** Releases the first held step matching `pred`; false if none is held. */
-  async release(pred: (e: Ev) => boolean = () => true): Promise<boolean> {
-    await settle();
+  /** Releases the first held step matching `pred` now, without waiting; false if none is held. */
+  releaseNow(pred: (e: Ev) => boolean = () => true): boolean {
     this.prune();
     const i = this.held.findIndex((h) => pred(h.e));
     if (i < 0) return false;
     const [h] = this.held.splice(i, 1);
     this.log.push(h!.e);
     h!.release(true);
+    return true;
+  }
+
+  /** Lets pending work announce its steps, releases the first matching one, and lets it run. */
+  async release(pred: (e: Ev) => boolean = () => true): Promise<boolean> {
+    await settle();
+    if (!this.releaseNow(pred)) return false;
     await settle();
     return true;
+  }
+
+  /** The held steps matching `pred` (after dropping those whose condition no longer holds). */
+  find(pred: (e: Ev) => boolean): Ev[] {
+    this.prune();
+    return this.held.filter((h) => pred(h.e)).map((h) => h.e);
   }
 
   /** Releases matching steps (including ones they cause) until none is held; returns how many. */

@@ -8,6 +8,7 @@ import { CmirrordCluster, LogDevice } from './cmirrord.js';
 import { UserspaceLog } from './log-userspace.js';
 import { Leg, MirrorSet } from './raid1.js';
 import { UlogTransfer } from './transfer.js';
+import { RequestType } from './wire.js';
 
 export interface StackOptions {
   readonly regions: number;
@@ -28,6 +29,37 @@ export interface StackOptions {
   readonly serveBySeq?: boolean;
 }
 
+/**
+ * Another node of the cluster running the same kernel, reduced to what the shared state sees: its
+ * log client's rounds (a mark or a clear, each followed by its flush) and its writes to the shared
+ * legs. Under 'fixed' it flushes the legs' caches before it commits clears, as this node's
+ * UserspaceLog.flushInner does through its flush callback.
+ */
+export class PeerNode {
+  constructor(
+    private readonly cluster: CmirrordCluster,
+    private readonly legs: readonly Leg[],
+    private readonly node: number,
+    private readonly variant: Variant,
+  ) {}
+
+  mark(region: number): void {
+    this.cluster.peer(this.node, RequestType.MARK_REGION, [region]);
+    this.cluster.peer(this.node, RequestType.FLUSH, []);
+  }
+
+  /** The node's write completes on every leg (a volatile write where the leg has a cache). */
+  write(region: number, version: number): void {
+    for (const leg of this.legs) leg.write(region, version);
+  }
+
+  clear(region: number): void {
+    if (this.variant.profile === 'fixed') for (const leg of this.legs) leg.flushCache();
+    this.cluster.peer(this.node, RequestType.CLEAR_REGION, [region]);
+    this.cluster.peer(this.node, RequestType.FLUSH, []);
+  }
+}
+
 export interface Stack {
   readonly cluster: CmirrordCluster;
   readonly device: LogDevice;
@@ -35,6 +67,8 @@ export interface Stack {
   readonly log: UserspaceLog;
   readonly mirror: MirrorSet;
   readonly legs: readonly Leg[];
+  /** Node 2 (the machine's abstract peer). */
+  readonly peer: PeerNode;
 }
 
 export const REGION_SIZE = 1024; // sectors
@@ -61,5 +95,5 @@ export async function buildStack(o: StackOptions): Promise<Stack> {
   if (r !== 0) throw new Error(`RESUME failed (${r})`);
   const mirror = new MirrorSet({ log, legs, gate: o.gate, variant: o.variant, handleErrors: o.handleErrors ?? true });
   mirror.resume();
-  return { cluster, device, transfer, log, mirror, legs };
+  return { cluster, device, transfer, log, mirror, legs, peer: new PeerNode(cluster, legs, 2, o.variant) };
 }

@@ -49,8 +49,9 @@ describe('kobject release sequencing', () => {
     const seed = testSeed('kobject impl mutants vs correct machine');
     const fixed = { profile: 'fixed', mutant: null };
     for (const m of kobjectModel.mutants) {
-      // 5000 runs (~0.2 s each mutant): at 400 some fresh seeds missed destroy-without-waiting-holders.
-      const r = await lockstep(kobjectModel, bounds, fixed, { seed, numRuns: 5000, implVariant: { profile: 'fixed', mutant: m.id } });
+      // The runs each mutant's hunt needs (kobject/model.ts): at 400 some fresh seeds missed
+      // destroy-without-waiting-holders.
+      const r = await lockstep(kobjectModel, bounds, fixed, { seed, numRuns: Math.max(400, m.runs ?? 0), implVariant: { profile: 'fixed', mutant: m.id } });
       expect(r.failure, m.id).not.toBeNull();
     }
   });

@@ -3,7 +3,7 @@
 
 import type { Bounds, BoundSpec, Variant } from '../../checker/model.js';
 import type { Cfg } from '../../machines/mirror-log/types.js';
-import { MIRROR_EXTRA_MUTANTS, MIRROR_MUTANTS } from './mutants.js';
+import { MIRROR_MUTANTS } from './mutants.js';
 
 export const PROFILES = ['linux-3.14', 'fixed'] as const;
 
@@ -36,7 +36,7 @@ export function cfgsFrom(bounds: Bounds, variant: Variant): Cfg[] {
   if (!(PROFILES as readonly string[]).includes(variant.profile)) {
     throw new Error(`unknown profile '${variant.profile}' for mirror-log; use one of: ${PROFILES.join(', ')}`);
   }
-  const known = [...MIRROR_MUTANTS, ...MIRROR_EXTRA_MUTANTS].map((m) => m.id);
+  const known = MIRROR_MUTANTS.map((m) => m.id);
   if (variant.mutant !== null && !known.includes(variant.mutant)) {
     throw new Error(`unknown mutant '${variant.mutant}' for mirror-log; known: ${known.join(', ')}`);
   }

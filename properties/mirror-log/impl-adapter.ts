@@ -20,6 +20,7 @@ import type { Bounds, Ev, Gate, ImplAdapter, ImplHandle, Json, Variant } from '.
 import type { Cfg, Ctx, MirrorEv } from '../../machines/mirror-log/types.js';
 import { buildStack, type Stack } from '../../impl/mirror/stack.js';
 import { crashRule } from '../../impl/mirror/testkit.js';
+import { ManualGate, settle } from '../../impl/mirror/sim.js';
 import { decodeRegions, RequestType } from '../../impl/mirror/wire.js';
 import { cfgsFrom } from './config.js';
 
@@ -27,51 +28,6 @@ import { cfgsFrom } from './config.js';
 const FLUSH_PATH: ReadonlySet<number> = new Set([RequestType.FLUSH, RequestType.MARK_REGION, RequestType.CLEAR_REGION]);
 const ENVIRONMENT: ReadonlySet<string> = new Set(['bio', 'legflush', 'pmark', 'pwrite', 'pdone', 'pclear']);
 const LETTER: Readonly<Record<number, string>> = { [RequestType.FLUSH]: 'F', [RequestType.MARK_REGION]: 'M', [RequestType.CLEAR_REGION]: 'C' };
-
-interface Held {
-  readonly e: Ev;
-  readonly ready: (() => boolean) | undefined;
-  readonly go: (v: boolean) => void;
-}
-
-/** Holds the impl's steps the machine has as events; answers the atomic RPCs at once. */
-class HoldingGate implements Gate<Ev> {
-  readonly held: Held[] = [];
-
-  step = (e: Ev, ready?: () => boolean): Promise<boolean> => {
-    if ((e.type === 'srv' || e.type === 'reply') && !FLUSH_PATH.has(e['req'] as number)) return Promise.resolve(true);
-    return new Promise<boolean>((go) => this.held.push({ e, ready, go }));
-  };
-
-  /** Steps whose condition no longer holds (a timer cancelled, a request answered) are dropped. */
-  prune(): void {
-    for (let i = this.held.length - 1; i >= 0; i--) {
-      const h = this.held[i]!;
-      if (h.ready && !h.ready()) {
-        this.held.splice(i, 1);
-        h.go(false);
-      }
-    }
-  }
-
-  find(pred: (e: Ev) => boolean): Ev[] {
-    this.prune();
-    return this.held.filter((h) => pred(h.e)).map((h) => h.e);
-  }
-
-  /** Releases the first held step matching `pred`; false when none is held. */
-  release(pred: (e: Ev) => boolean): boolean {
-    this.prune();
-    const i = this.held.findIndex((h) => pred(h.e));
-    if (i < 0) return false;
-    const [h] = this.held.splice(i, 1);
-    h!.go(true);
-    return true;
-  }
-}
-
-/** One macrotask: every promise chain a released step started has run to its next gate step. */
-const settled = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 const sorted = (a: readonly number[]): number[] => [...a].sort((x, y) => x - y);
 
@@ -160,19 +116,17 @@ function unsupported(cfg: Cfg): string | null {
 class MirrorImpl implements ImplHandle<MirrorEv> {
   readonly ready: Promise<unknown>;
   private stack: Stack | null = null;
-  private readonly gate = new HoldingGate();
+  /** Holds the impl's steps the machine has as events; answers the atomic RPCs at once. */
+  private readonly gate = new ManualGate((e) => (e.type === 'srv' || e.type === 'reply') && !FLUSH_PATH.has(e['req'] as number));
   /** The `drop` of the pass being applied: clear_region's (and under mark-drop mark_region's) allocation fails. */
   private dropping = false;
   private peerVersion = 1 << 20;
   private readonly n: number;
   private readonly allocFail: boolean;
-  /** The peer (node 2) flushes the legs before its clears: the fixed profile with leg caches. */
-  private readonly peerFlushesLegs: boolean;
   private readonly handleErrors: boolean;
 
   constructor(variant: Variant, cfg: Cfg) {
     this.n = cfg.n;
-    this.peerFlushesLegs = cfg.cache && variant.profile === 'fixed';
     this.allocFail = cfg.allocFail;
     this.handleErrors = cfg.handleErrors;
     this.ready = buildStack({
@@ -198,7 +152,7 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
 
   /** Releases the held step `pred` picks, or says what the impl is waiting at instead. */
   private release(what: string, pred: (e: Ev) => boolean): void {
-    if (this.gate.release(pred)) return;
+    if (this.gate.releaseNow(pred)) return;
     const waiting = this.gate.held.map((h) => JSON.stringify(h.e)).join(', ') || 'nothing';
     throw new Error(`the implementation has no step for ${what}; it waits at: ${waiting}`);
   }
@@ -208,7 +162,7 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
     const bios = this.gate.find((e) => e.type === 'legio' && e['r'] === r && e['of'] === of).map((e) => e['bio'] as number);
     if (bios.length === 0) this.release(`a ${of}-leg write to region ${r} completing`, () => false);
     const bio = Math.min(...bios);
-    while (this.gate.release((e) => e.type === 'legio' && e['bio'] === bio));
+    while (this.gate.releaseNow((e) => e.type === 'legio' && e['bio'] === bio));
   }
 
   apply = async (e: MirrorEv): Promise<void> => {
@@ -222,7 +176,7 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
         // The machine's pass runs up to the first flush-path request; drop only applies that far.
         this.dropping = e['drop'] === 1;
         this.release('a do_mirror pass (kmirrord was not woken)', (x) => x.type === 'pass');
-        await settled();
+        await settle();
         this.dropping = false;
         return;
       case 'srv': {
@@ -255,23 +209,17 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
         s.mirror.flushLegs();
         break;
       case 'pmark':
-        // Node 2 is the machine's abstract peer: its mark and clear are cluster rounds on the
-        // shared server; its write lands on both legs when it completes (pwrite only starts it).
-        s.cluster.peer(2, RequestType.MARK_REGION, [r]);
-        s.cluster.peer(2, RequestType.FLUSH, []);
+        // Node 2 is the machine's abstract peer (impl/mirror/stack.ts PeerNode): its write lands on
+        // the legs when it completes (pwrite only starts it).
+        s.peer.mark(r);
         break;
       case 'pwrite':
         break;
-      case 'pdone': {
-        const v = this.peerVersion++;
-        for (const leg of s.legs) leg.write(r, v);
+      case 'pdone':
+        s.peer.write(r, this.peerVersion++);
         break;
-      }
       case 'pclear':
-        // Node 2 runs the same kernel: under 'fixed' its log flushes the shared legs before the clear.
-        if (this.peerFlushesLegs) s.mirror.flushLegs();
-        s.cluster.peer(2, RequestType.CLEAR_REGION, [r]);
-        s.cluster.peer(2, RequestType.FLUSH, []);
+        s.peer.clear(r);
         break;
       case '@fault':
         s.device.failing = true;
@@ -279,7 +227,7 @@ class MirrorImpl implements ImplHandle<MirrorEv> {
       default:
         throw new Error(`the lockstep adapter does not drive ${e.type}`);
     }
-    await settled();
+    await settle();
   };
 
   /**
@@ -375,7 +323,7 @@ export const mirrorImplAdapter: ImplAdapter<MirrorEv> = {
   // Every configuration the bounds explore except the batching caller (dm-raid1 never batches).
   initialStates: (bounds: Bounds, variant: Variant): number[] =>
     cfgsFrom(bounds, variant).flatMap((cfg, i) => (unsupported(cfg) === null ? [i] : [])),
-  // The impl's own steps go through its HoldingGate; the engine's gate is never needed.
+  // The impl's own steps go through its ManualGate; the engine's gate is never needed.
   create: (variant: Variant, bounds: Bounds, _gate: Gate<MirrorEv>, initial = 0): ImplHandle<MirrorEv> => {
     const cfg = cfgsFrom(bounds, variant)[initial];
     if (cfg === undefined) throw new Error(`mirror-log lockstep: no initial state #${initial} at these bounds`);

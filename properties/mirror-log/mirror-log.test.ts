@@ -18,7 +18,7 @@ import { buildMirrorLogMachine, eventAlphabet, K_STATES, L_STATES } from '../../
 import { initialCtx } from '../../machines/mirror-log/logic.js';
 import type { Ctx } from '../../machines/mirror-log/types.js';
 import { cfgFrom, compactKey, mirrorInstance, mirrorLogModel } from './model.js';
-import { COMPAT_HAZARD, MIRROR_EXTRA_MUTANTS, MIRROR_MUTANTS, MIRROR_SHIPPED } from './mutants.js';
+import { COMPAT_HAZARD, MIRROR_MUTANTS, MIRROR_SHIPPED } from './mutants.js';
 
 type S = MState<Ctx>;
 const model = asModel(mirrorLogModel);
@@ -109,7 +109,7 @@ describe('mirror-log: shipped 3.14 defects', () => {
 });
 
 describe('mirror-log: seeded mutants at their own bounds', () => {
-  for (const m of [...MIRROR_MUTANTS, ...MIRROR_EXTRA_MUTANTS]) {
+  for (const m of MIRROR_MUTANTS) {
     it(`${m.id} is killed [${m.breaks.join(', ')}]`, () => {
       const r = run(m.bounds, 'fixed', m.id);
       const v = r.violations[0];
@@ -123,7 +123,7 @@ describe('mirror-log: seeded mutants at their own bounds', () => {
 
 describe('mirror-log: committed traces', () => {
   const files = [
-    ...[...MIRROR_MUTANTS, ...MIRROR_EXTRA_MUTANTS, ...MIRROR_SHIPPED].map((m) => `counterexamples/mirror-log/${m.id}.explore.json`),
+    ...[...MIRROR_MUTANTS, ...MIRROR_SHIPPED].map((m) => `counterexamples/mirror-log/${m.id}.explore.json`),
     `counterexamples/mirror-log/hazards/${COMPAT_HAZARD.id}.explore.json`,
   ];
   for (const f of files) {

@@ -15,7 +15,7 @@ import { MIRROR_MUTANTS, MIRROR_SHIPPED } from './mutants.js';
 
 type S = MState<Ctx>;
 
-export { cfgFrom, cfgsFrom, MIRROR_BOUNDS, PROFILES };
+export { cfgFrom };
 
 export function describeCtx(c: Ctx): string {
   const arr = (a: readonly number[]): string => a.join('');

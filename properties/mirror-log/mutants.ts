@@ -82,13 +82,6 @@ export const MIRROR_MUTANTS: readonly MirrorMutant[] = [
     killedBy: ['explore', 'lockstep'],
     bounds: { nodes: 1, writes: 2, regions: 1 },
   },
-];
-
-/**
- * Mutants that need non-default bounds the engine's hunt does not pass for mutants (MutantInfo has
- * no bounds field): checked by properties/mirror-log tests with their own bounds.
- */
-export const MIRROR_EXTRA_MUTANTS: readonly MirrorMutant[] = [
   {
     id: 'log-failure-reset',
     title: 'do_writes overwrites log_failure with the latest flush result',

@@ -1,26 +1,18 @@
 // Writes the minimal (BFS-shortest) traces of the mirror-log model under counterexamples/mirror-log/:
-// every registered mutant and shipped defect (the same traces `dmcheck kill --write` produces), the
-// extra mutants at their own bounds, and the integrated_flush-vs-upstream-server hazard.
+// every registered mutant and shipped defect (the same traces `dmcheck kill --write` produces) and
+// the integrated_flush-vs-upstream-server hazard.
 // Run: npx tsx properties/mirror-log/write-counterexamples.ts
 
 import { counterexamplePath, hunt, targetsOf, type Target } from '../../checker/hunt.js';
 import { asModel, boundsWithDefaults } from '../../checker/model.js';
 import { writeTrace } from '../../checker/trace.js';
 import { mirrorLogModel } from './model.js';
-import { COMPAT_HAZARD, MIRROR_EXTRA_MUTANTS } from './mutants.js';
+import { COMPAT_HAZARD } from './mutants.js';
 
 export function mirrorTargets(): Target[] {
   const model = asModel(mirrorLogModel);
   return [
     ...targetsOf(model),
-    ...MIRROR_EXTRA_MUTANTS.map((m) => ({
-      id: m.id,
-      kind: 'mutant' as const,
-      variant: { profile: 'fixed', mutant: m.id },
-      bounds: boundsWithDefaults(model, m.bounds),
-      breaks: m.breaks,
-      engines: m.killedBy,
-    })),
     {
       // A configuration hazard: it shows under every profile, so it is hunted under 'fixed'.
       id: COMPAT_HAZARD.id,
