@@ -21,8 +21,7 @@ export function machineSystem<C, E extends Ev>(
   let lastEvents: readonly E[] | null = null;
   let lastSuccessors: ((s: MState<C>, emit: (e: E, next: MState<C>) => void) => void) | null = null;
   const step = (s: MState<C>, e: E): MState<C> | null => m.step(s, e);
-  const each = (s: MState<C>, emit: (e: E, next: MState<C>) => void): void => {
-    const evs = events(s);
+  const each = (s: MState<C>, evs: readonly E[], emit: (e: E, next: MState<C>) => void): void => {
     if (evs !== lastEvents) {
       // A new list: step it plainly; compile it once it comes back for the next state.
       lastEvents = evs;
@@ -43,7 +42,7 @@ export function machineSystem<C, E extends Ev>(
     successors: { of: step, each },
     key,
     // Units identify states exactly as the machine's own key does; a custom key has none.
-    ...(key === m.key && m.encode !== undefined && m.decode !== undefined ? { units: { of: key, encode: m.encode, decode: m.decode } } : {}),
+    ...(key === m.key ? { units: { of: key, encode: m.encode, decode: m.decode } } : {}),
   };
 }
 

@@ -43,6 +43,11 @@ describe('explorer', () => {
     expect(explore(inst({ system: coarse })).states).toBe(5);
     const noStop = { ...base, step: (s: MState<C>, e: Ev) => (e.type === 'STOP' ? null : base.step(s, e)) };
     expect(explore(inst({ system: noStop })).states).toBe(4);
+    // Replacing the event list (step kept) must be honoured too: the fast path steps the new list.
+    const onlyInc = { ...base, events: () => [{ type: 'INC' }] };
+    expect(explore(inst({ system: onlyInc })).states).toBe(4);
+    const none = { ...base, events: () => [] };
+    expect(explore(inst({ system: none })).states).toBe(1);
   });
 
   it('counts states, transitions and depth exactly', () => {

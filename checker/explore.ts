@@ -212,7 +212,7 @@ export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): Ex
       from = i;
       protocolMoves = 0;
       if (successors !== undefined) {
-        successors(s, visit);
+        successors(s, events(s), visit);
       } else {
         for (const e of events(s)) {
           const next = step(s, e);

@@ -40,13 +40,12 @@ export interface RegionDef<C, E extends Ev> {
 
 export interface MachineDef<C, E extends Ev> {
   readonly id: string;
-  readonly context: C;
   /**
-   * How states are keyed: 'compiled' (default: a compact key generated from the initial context,
-   * exact for any context, fastest when contexts keep the initial one's shape; checker/compact-key.ts)
-   * or 'json' (region names and the context as JSON).
+   * The initial context. Contexts must be JSON data (no undefined, NaN, Infinity, Map or Set): the
+   * explorer stores states by a key generated from this one (checker/compact-key.ts, fastest when
+   * contexts keep its shape) and decodes them again, so only what JSON keeps survives.
    */
-  readonly key?: 'json' | 'compiled';
+  readonly context: C;
   /** A flat machine has one region named after the machine. */
   readonly regions: { readonly [region: string]: RegionDef<C, E> };
 }
@@ -115,9 +114,9 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
   private xstateMachine: AnyStateMachine | undefined;
   /** Canonical key of a state of this machine (see MachineDef.key). */
   readonly key: (s: MState<C>) => string;
-  /** The same key as units, and back, for the explorer's state store (System.encode/decode); absent for 'json'. */
-  readonly encode: ((s: MState<C>, out: Uint16Array) => number) | undefined;
-  readonly decode: ((units: Uint16Array, start: number) => MState<C>) | undefined;
+  /** The same key as units, and back, for the explorer's state store (System.units). */
+  readonly encode: (s: MState<C>, out: Uint16Array) => number;
+  readonly decode: (units: Uint16Array, start: number) => MState<C>;
   /** Reused by step: which transition each region takes (step never re-enters itself). */
   private readonly scratch: (CompiledTransition<C, E> | undefined)[];
   /** Plans of event objects seen, and of event types no transition matches on (shared by instances). */
@@ -186,16 +185,10 @@ export class DmMachine<C, E extends Ev> implements DiagramSource {
     });
     this.regionsFor = regionsFor;
     this.scratch = new Array<CompiledTransition<C, E> | undefined>(this.regionNames.length);
-    if (def.key === 'json') {
-      this.key = (s) => s.value.join('|') + '#' + JSON.stringify(s.context);
-      this.encode = undefined;
-      this.decode = undefined;
-    } else {
-      const k = compileMachineKey<C>(def.context, stateNames, (s) => this.indicesOf(s), (value, context, ix) => new MachineState(value, context, ix));
-      this.key = k.key;
-      this.encode = k.encode;
-      this.decode = k.decode;
-    }
+    const k = compileMachineKey<C>(def.context, stateNames, (s) => this.indicesOf(s), (value, context, ix) => new MachineState(value, context, ix));
+    this.key = k.key;
+    this.encode = k.encode;
+    this.decode = k.decode;
   }
 
   initial(context: C = this.def.context): MState<C> {

@@ -48,12 +48,15 @@ export interface System<S, E extends Ev> {
   readonly events: (s: S) => readonly E[];
   readonly step: (s: S, e: E) => S | null;
   /**
-   * Optional fast path for the explorer: `each` calls `emit` for every event of `events(s)` that
-   * `step` enables, in list order, with the state `step` would give. Used only while `of` is this
-   * system's own `step`: a model that spreads a system and replaces its step loses the fast path,
-   * never its semantics.
+   * Optional fast path for the explorer: `each(s, evs, emit)` calls `emit` for every event of `evs`
+   * (the caller's `events(s)`) that `step` enables, in list order, with the state `step` would
+   * give. Used only while `of` is this system's own `step`: a model that spreads a system and
+   * replaces its step loses the fast path, never its semantics (a replaced `events` is passed in).
    */
-  readonly successors?: { readonly of: System<S, E>['step']; readonly each: (s: S, emit: (e: E, next: S) => void) => void };
+  readonly successors?: {
+    readonly of: System<S, E>['step'];
+    readonly each: (s: S, evs: readonly E[], emit: (e: E, next: S) => void) => void;
+  };
   /** Canonical key: equal keys mean equal states. */
   readonly key: (s: S) => string;
   /**

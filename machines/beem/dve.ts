@@ -73,7 +73,7 @@ export function dveSystem<C>(id: string, context: C, processes: readonly DveProc
   }
   // DVE state vectors have a fixed shape (declared globals and locals), so the engine's compiled
   // key applies; the BEEM count tests check it against the published numbers.
-  return { machine: defineMachine({ id, context, key: 'compiled', regions }), events };
+  return { machine: defineMachine({ id, context, regions }), events };
 }
 
 /** A copy of `a` with a[i] = v (DVE array assignment on immutable context). */

@@ -303,7 +303,7 @@ export function kobjectMachine(b: KobjBounds, v: Variant): DmMachine<KobjCtx, Ko
       unloaded: {},
     },
   };
-  return defineMachine({ id: 'kobject', context: initialKobjCtx, key: 'compiled', regions });
+  return defineMachine({ id: 'kobject', context: initialKobjCtx, regions });
 }
 
 /** Every event instance of the alphabet at these bounds, in a fixed order (RMMOD last). */
