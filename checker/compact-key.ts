@@ -9,9 +9,11 @@
 // where the template has an array...) is written as a JSON run: the JSON marker, its length and
 // its JSON text. At every position the typed codes and the JSON marker differ, so the encoding is
 // injective; two states get equal units exactly when they are equal as JSON values up to property
-// order (checker/compact-key.test.ts checks this against machineKey on many shapes). Only a context
-// that is not an object at all takes the whole-state slow path.
+// order (checker/compact-key.test.ts checks this against machineKey on many shapes). Only a state
+// whose JSON run does not fit a count unit (tens of thousands of characters) takes the slow path:
+// the whole state keyed by machineKey behind its own marker.
 
+import { machineKey } from './compose.js';
 import type { MState } from './machine.js';
 
 const FAST = 1;
@@ -34,9 +36,9 @@ const WIDE_MIN = -0x4000;
 const WIDE_MAX = 0x3fff;
 const MAX_IDS = 0xd700 - 0x100; // wide ids are id + 0x100, below the surrogate range
 
-/** The slow path: region names and JSON; what machineKey writes, behind its own marker. */
+/** The slow path: what machineKey writes, behind its own marker. */
 function slowKey(s: MState<unknown>): string {
-  return String.fromCharCode(SLOW) + s.value.join('|') + '#' + JSON.stringify(s.context);
+  return String.fromCharCode(SLOW) + machineKey(s);
 }
 
 interface Gen {
@@ -70,7 +72,7 @@ function writeJsonRun(v: unknown, out: Uint16Array, p: number): number {
 
 /** Code writing the JSON run of the value in variable `v`. */
 function jsonRunCode(v: string): string {
-  return `{ p = jsonRun(${v}, out, p); if (p < 0) return slow(s); }`;
+  return `{ p = jsonRun(${v}, out, p); if (p < 0) return -1; }`;
 }
 
 /**
@@ -223,14 +225,13 @@ export function compileMachineKey<C>(
   const names: string[] = [];
   // Generated once per machine from its template's property names (quoted with JSON.stringify), so
   // the encoder reads its fields as directly as hand-written code would.
-  const makeEncode = new Function('indices', 'strings', 'names', 'slow', 'jsonRun', body) as (
+  const makeEncode = new Function('indices', 'strings', 'names', 'jsonRun', body) as (
     indices: (s: MState<C>) => readonly number[],
     strings: Map<string, number>,
     names: string[],
-    slow: () => number,
     jsonRun: typeof writeJsonRun,
   ) => (s: MState<C>, out: Uint16Array) => number;
-  const encode = makeEncode(indices, strings, names, () => -1, writeJsonRun);
+  const encode = makeEncode(indices, strings, names, writeJsonRun);
 
   const d: Gen = { lines: [], vars: 0 };
   const r = `r${d.vars++}`;

@@ -31,11 +31,6 @@ export class StateStore {
     return this.starts[k]!;
   }
 
-  /** Bytes held by the store's arrays (for the benchmark's memory figures). */
-  get bytes(): number {
-    return this.units.byteLength + this.starts.byteLength + this.values.byteLength + this.table.byteLength;
-  }
-
   /**
    * The value stored with the key `key[0..len)`; when there is none, the key is stored with `value`
    * (a non-negative integer) and -1 is returned.
