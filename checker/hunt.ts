@@ -100,10 +100,10 @@ export async function hunt(model: AnyModel, target: Target, engine: Engine, opts
   if (!model.impl) return done(null, `model ${model.id} has no implementation for the lockstep runner`);
   // The minimized trace must not fail the same way on the correct code.
   const control: Variant = { profile: fixedProfile(model), mutant: null };
-  const minimize = async (t: Trace): Promise<Trace> => {
+  const minimize = async (t: Trace, known = false): Promise<Trace> => {
     if (opts.minimize === false) return t;
     if (t.steps.length > 20) opts.log?.(`${target.id}: delta-debugging a ${t.steps.length}-step failure (two replays per candidate)`);
-    return minimizeTrace(model, t, { control });
+    return minimizeTrace(model, t, { control, known });
   };
   if (target.plan) {
     const planned = makeTrace({ ...fields, engine, initialIndex: 0, steps: [...target.plan.steps], violation: null, note: '' });
@@ -119,7 +119,8 @@ export async function hunt(model: AnyModel, target: Target, engine: Engine, opts
       violation: r.found,
       note: `${target.kind} ${target.id}: a planned path (${target.plan.why}) run in lockstep${opts.minimize === false ? '' : ', then delta-debugged to a 1-minimal step list'}`,
     });
-    return done(await minimize(failing), breaksOk(target, r.found.spec));
+    // Both replays above are the minimizer's first check (the plan cut at its failing step).
+    return done(await minimize(failing, true), breaksOk(target, r.found.spec));
   }
   const r = await lockstep(model, target.bounds, target.variant, {
     seed: opts.seed,

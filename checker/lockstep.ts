@@ -95,10 +95,17 @@ export class LockstepRun<S> {
     throw new Violated(v);
   }
 
+  /**
+   * Set by the synchronous runner right after it compared both sides: nothing ran since, so the
+   * next record need not project both sides again (a projection can cost more than the step).
+   */
+  comparedNow = false;
+
   /** Compare projections, take `e` on the machine side, check invariants. */
   record(e: Ev): void {
     if (this.failure) throw new Violated(this.failure);
-    this.compare();
+    if (!this.comparedNow) this.compare();
+    this.comparedNow = false;
     const next = this.sys.step(this.state, e);
     this.steps.push(e);
     if (next === null) {
@@ -179,6 +186,7 @@ class PickSync<S> implements fc.Command<object, LockstepRun<S>> {
       r.fail({ kind: 'impl', property: 'impl-error', spec: [], message: `${JSON.stringify(e)} threw: ${(err as Error).message}` });
     }
     r.compare();
+    r.comparedNow = true;
   }
   toString(): string {
     return this.chosen ? JSON.stringify(this.chosen) : `pick(${this.choice})`;
