@@ -16,6 +16,7 @@
 
 import type { Variant } from '../../checker/model.js';
 import { BLOCK_SIZE, BlockDevice } from '../block-device.js';
+import { getU32, putU32 } from '../persistent-data/btree-internal.js';
 import { MetadataError } from './pool-metadata.js';
 import type { PoolMetadata } from './pool-metadata.js';
 
@@ -24,17 +25,13 @@ const TAG = 0x7468696e; // 'thin'
 
 export function encodeValue(v: number): Uint8Array {
   const b = new Uint8Array(BLOCK_SIZE);
-  const dv = new DataView(b.buffer);
-  dv.setUint32(0, TAG, true);
-  dv.setUint32(4, v, true);
+  putU32(b, 0, TAG);
+  putU32(b, 4, v);
   return b;
 }
 
 export function decodeValue(b: Uint8Array): number {
-  // Little-endian u32s read by hand (no DataView, no helper): lockstep projections decode every
-  // block of a long run after each step.
-  const tag = (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0;
-  return tag === TAG ? (b[4]! | (b[5]! << 8) | (b[6]! << 16) | (b[7]! << 24)) >>> 0 : JUNK;
+  return getU32(b, 0) === TAG ? getU32(b, 4) : JUNK;
 }
 
 /** The result a pool message reports: 'ok' or the negative errno's name, e.g. '-EEXIST'. */

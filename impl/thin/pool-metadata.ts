@@ -795,7 +795,30 @@ export class PoolMetadata {
   }
 
   /** Observable state of the open transaction as plain JSON. */
-  summary(): PoolSummary {
+  /**
+   * Whether the superblock buffer holds changes outside a commit: reserve/release_metadata_snap
+   * with the held root kept in the buffer (3.14 and kernels before stable 3dc9ae10).
+   */
+  superblockDirty(): boolean {
+    return this.bm.isDirty(THIN_SUPERBLOCK_LOCATION);
+  }
+
+  /**
+   * Every mapping of thin device `dev` in ascending virtual block order, without building a list
+   * (a lockstep projection walks ~10^5 mappings a step).
+   */
+  forEachMapping(dev: number, f: (vblock: number, dataBlock: number, time: number) => void): void {
+    this.guard();
+    const top = btreeLookup(this.tlInfo, this.root, [dev]);
+    if (!top) return;
+    btreeForEach(this.blInfo, getU64(top, 0), (k, v) => {
+      const { block, time } = unpackBlockTime(v);
+      f(k, block, time);
+    });
+  }
+
+  /** The pool as JSON; `mappings: false` leaves every device's mapping list empty (forEachMapping). */
+  summary(opts: { readonly mappings?: boolean } = {}): PoolSummary {
     this.guard();
     const devices: DeviceSummary[] = [];
     const tops: [number, number][] = [];
@@ -803,10 +826,12 @@ export class PoolMetadata {
     for (const [id, sub] of tops) {
       const d = this.details(id);
       const mappings: [number, number, number][] = [];
-      btreeForEach(this.blInfo, sub, (k, v) => {
-        const { block, time } = unpackBlockTime(v);
-        mappings.push([k, block, time]);
-      });
+      if (opts.mappings !== false) {
+        btreeForEach(this.blInfo, sub, (k, v) => {
+          const { block, time } = unpackBlockTime(v);
+          mappings.push([k, block, time]);
+        });
+      }
       devices.push({
         id,
         mappedBlocks: d?.mappedBlocks ?? -1,

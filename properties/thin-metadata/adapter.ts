@@ -25,7 +25,7 @@ import { ThinDataPath, dataCrashImage, decodeValue } from '../../impl/thin/data-
 import { THIN_METADATA_MUTANT_IDS } from '../../impl/thin/mutants.js';
 import { MetadataError, PoolMetadata } from '../../impl/thin/pool-metadata.js';
 import { checkMetadata, formatFindings } from '../../impl/thin/tools/check.js';
-import { heldRootInBuffer, META_BLOCKS, META_BLOCKS_GROWN, type ThinEv } from '../../machines/thin/pool-txn.js';
+import { META_BLOCKS, META_BLOCKS_GROWN, type ThinEv } from '../../machines/thin/pool-txn.js';
 import { thinBounds } from './bounds.js';
 
 /** Metadata device size for lockstep pools (4 KiB blocks); plenty for a handful of devices. */
@@ -132,8 +132,6 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   /** Held commit IO: groups[0] = btree/space-map blocks, groups[1] = the superblock. */
   private groups: Held[][] = [];
   private seq = 0;
-  /** The superblock buffer was dirtied outside a commit (reserve/release), as the machine's sbDirty. */
-  private sbDirty = false;
   private reply: string | null = null;
   private broken: { spec: string[]; message: string } | null = null;
   /** The first implementation-only violation a step showed (resize refused, failed-commit damage). */
@@ -172,8 +170,6 @@ export class ThinImplHandle implements ImplHandle<Ev> {
       case 'reserve':
       case 'release':
         this.reply = this.path.message(e);
-        // As the machine: only with the held root kept in the superblock buffer (heldRootInBuffer).
-        if (heldRootInBuffer(this.machineVariant) && ((e.type === 'reserve' && this.reply === 'ok') || e.type === 'release')) this.sbDirty = true;
         if (e.type === 'reserve') this.checkReserveCommitted(e);
         this.afterMessage();
         return;
@@ -190,13 +186,11 @@ export class ThinImplHandle implements ImplHandle<Ev> {
       case 'reserve_race':
         // dm-thin's commit(), the racing worker's provisioning write, then the reserve itself.
         this.path.commit();
-        this.sbDirty = false;
         this.afterDataFlushByCommit();
-        this.write(e.dev, e.vb, false);
+        this.dataPathOp(ev, () => this.write(e.dev, e.vb, false));
         this.path.preCommit();
         this.afterDataFlushByCommit();
         this.reply = this.errno(() => this.path.pmd.reserveMetadataSnap());
-        if (this.reply === 'ok') this.sbDirty = true;
         this.checkReserveCommitted(e);
         this.afterMessage();
         return;
@@ -226,21 +220,23 @@ export class ThinImplHandle implements ImplHandle<Ev> {
         return;
       case 'commit':
         this.path.commit();
-        this.sbDirty = false;
         this.afterDataFlushByCommit();
         return;
-      case 'commit_begin':
+      case 'commit_begin': {
+        // The machine's sbDirty: reserve/release left the superblock buffer dirty outside a commit
+        // (the held root kept in the buffer: linux-3.14, mutant held-root-in-buffer).
+        const sbDirty = this.path.pmd.superblockDirty();
         this.path.preCommit();
         this.afterDataFlushByCommit();
         this.meta.hold();
         this.path.pmd.commit();
         this.groups = this.meta.release();
         this.entries.push({ k: 'meta' });
-        if (this.machineVariant.mutant === 'sb-before-flush' || (this.sbDirty && this.variant.profile === 'linux-3.14')) this.entries.push({ k: 'sb' });
-        else if (this.sbDirty) this.entries.push({ k: 'sbheld' });
-        this.sbDirty = false;
+        if (this.machineVariant.mutant === 'sb-before-flush' || (sbDirty && this.variant.profile === 'linux-3.14')) this.entries.push({ k: 'sb' });
+        else if (sbDirty) this.entries.push({ k: 'sbheld' });
         this.phase = 'nodesIssued';
         return;
+      }
       case 'meta_flush':
         for (const w of this.groups[0] ?? []) this.meta.write(w.block, w.data);
         this.meta.flush();
@@ -323,7 +319,6 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   private afterMessage(): void {
     if (!this.autocommit || this.reply !== 'ok') return;
     this.path.commit();
-    this.sbDirty = false;
     this.afterDataFlushByCommit();
   }
 
@@ -439,7 +434,6 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     this.groups = [];
     this.phase = 'idle';
     this.reply = null;
-    this.sbDirty = false;
     try {
       const pmd = PoolMetadata.open(metaDev, { variant: this.variant });
       this.path = new ThinDataPath(pmd, dataDev, this.variant);
@@ -455,7 +449,8 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   private durable(): { json: Json; finding: { spec: string[]; message: string } | null } {
     const c = this.durableCache;
     if (c !== null && c.dev === this.meta && c.writes === this.meta.writesIssued && c.flushes === this.meta.flushesIssued) return c;
-    const r = checkMetadata(this.meta.crashImage([], null));
+    const image = this.meta.crashImage([], null);
+    const r = checkMetadata(image);
     const errors = r.findings.filter((f) => f.severity === 'error');
     const finding =
       errors.length === 0
@@ -470,7 +465,7 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     const held = (r.superblock?.heldRoot ?? 0) !== 0;
     let snapshot: Json = null;
     if (held) {
-      const rs = checkMetadata(this.meta.crashImage([], null), { metadataSnap: true, skipSpaceMaps: true });
+      const rs = checkMetadata(image, { metadataSnap: true, skipSpaceMaps: true });
       snapshot = rs.devices
         .filter((d) => d.id < this.devices)
         .map((d) => ({ id: d.id, mappings: this.runsOf(d.mappings ?? []) }));
@@ -519,25 +514,23 @@ export class ThinImplHandle implements ImplHandle<Ev> {
   project(): Json {
     if (this.broken) return { broken: this.broken.message };
     const pmd = this.path.pmd;
-    const s = pmd.summary();
+    const s = pmd.summary({ mappings: false });
     const span = this.vblocks * this.run;
     const devices = s.devices.map((d) => {
       // One walk of the device's tree gives both the mappings and what every block reads:
       // dm_thin_find_block's `shared` is time < snapshotted_time, and a read is the mapped data
       // block's content (zero when unmapped). Lockstep runs with long traces project after every
       // step, so per-block btree lookups would cost more than the step itself.
-      const n = d.mappings.length;
-      const vs = new Int32Array(n);
-      const bs = new Int32Array(n);
-      const sh = new Uint8Array(n);
+      const vs: number[] = [];
+      const bs: number[] = [];
+      const sh: number[] = [];
       const where = new Int32Array(span).fill(-1);
-      for (let i = 0; i < n; i++) {
-        const m = d.mappings[i]!;
-        vs[i] = m[0];
-        bs[i] = m[1];
-        sh[i] = d.snapshottedTime > m[2] ? 1 : 0;
-        if (m[0] < span) where[m[0]] = m[1];
-      }
+      pmd.forEachMapping(d.id, (v, b, t) => {
+        vs.push(v);
+        bs.push(b);
+        sh.push(d.snapshottedTime > t ? 1 : 0);
+        if (v < span) where[v] = b;
+      });
       const mappings = this.runs(vs, bs, sh);
       const reads = Array.from({ length: this.vblocks }, (_, v) => {
         let val: number | null = null;

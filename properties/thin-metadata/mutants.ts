@@ -6,6 +6,15 @@
 import type { Bounds, Ev, LockstepPlan, MutantInfo, ShippedDefect } from '../../checker/model.js';
 import { thinMetadataMutants } from '../../impl/thin/mutants.js';
 
+/**
+ * A change after reserve (create, delete, snap) shadows tree blocks the snapshot shares; a shallow
+ * release leaks them. Two device ids give the runner several such paths; no data writes, so the 3.14
+ * data-flush hole (#24) cannot be found first. Missed at 500 runs by one fresh seed (1517734696); a
+ * failure ends the hunt early, so more runs cost only on such seeds. Shared by thin-20 and the
+ * shipped defect it stands for (release-leaks-snapshot-trees).
+ */
+const RELEASE_LEAK_HUNT = { bounds: { metasnap: 1, autocommit: 1, phased: 0, devices: 2, dblocks: 1, writes: 0, fua: 0 }, runs: 2000 } as const;
+
 export const thinMutants: readonly MutantInfo[] = [
   {
     id: 'sb-before-flush',
@@ -58,10 +67,7 @@ export const thinShipped: readonly ShippedDefect[] = [
     fix: '7f518ad0a212e2a6fd68630e176af1de395070a7 dm thin metadata: delete btrees when releasing metadata snapshot',
     breaks: ['THIN-META-4', 'THIN-META-16'],
     killedBy: ['lockstep'],
-    // No data writes, so the 3.14 data-flush hole (#24) cannot be found first.
-    bounds: { metasnap: 1, autocommit: 1, phased: 0, devices: 2, dblocks: 1, writes: 0, fua: 0 },
-    // As thin-20 (the same path): missed at 500 runs by one fresh seed.
-    runs: 2000,
+    ...RELEASE_LEAK_HUNT,
   },
   {
     // Found here (the fact sheets do not list it): upstream fixed it in v5.5 after thin_check
@@ -153,47 +159,32 @@ function thin10Plan(): LockstepPlan {
   return { steps, why: 'spec/thin-metadata.md "thin-10"' };
 }
 
-const IMPL_MUTANT_PLANS: Readonly<Record<string, LockstepPlan>> = { 'thin-10-bop-lifo': thin10Plan() };
-
 /**
- * The bounds under which the lockstep runner reaches each implementation mutant of
- * impl/thin/mutants.ts. Atomic commits (phased = 0) where the mutant is not about commit ordering:
- * the four-step commit only adds crash points the mutant does not need. Mutants not listed are not
- * reachable through this model's events (see the spec).
+ * How the lockstep runner reaches each implementation mutant of impl/thin/mutants.ts: its bounds,
+ * and where random commands need help, more runs or a plan. Atomic commits (phased = 0) where the
+ * mutant is not about commit ordering: the four-step commit only adds crash points it does not
+ * need. held-root-in-buffer is not listed: its window lies between two flushes of one commit, so
+ * the explorer kills it (thinMutants above).
  */
-const IMPL_MUTANT_BOUNDS: Readonly<Record<string, Bounds>> = {
-  'thin-08-sm-extend-single-pass': { metaresize: 1, autocommit: 1, phased: 0 },
-  'thin-09-extend-nr-blocks-late': { metaresize: 1, autocommit: 1, phased: 0 },
-  // A change after reserve (create, delete, snap) shadows tree blocks the snapshot shares; a shallow
-  // release leaks them. Two device ids give the runner several such paths (none missed in 30 seeds).
-  'thin-20-release-shallow-dec': { metasnap: 1, autocommit: 1, phased: 0, devices: 2, dblocks: 1, writes: 0, fua: 0 },
-  'thin-21-reserve-no-commit': { metasnap: 2, autocommit: 1, phased: 0, devices: 1 },
-  'thin-22-sb-before-flush': { faults: 1, phased: 0 },
-  'thin-26-alloc-stale-cursor': { vblocks: 2, dblocks: 2, phased: 0 },
-  'thin-27-roots-before-precommit': { phased: 0 },
-  'thin-28-free-count-drift': { phased: 0 },
+const IMPL_MUTANT_HUNTS: Readonly<Record<string, Pick<MutantInfo, 'bounds' | 'runs' | 'plan'>>> = {
+  'thin-08-sm-extend-single-pass': { bounds: { metaresize: 1, autocommit: 1, phased: 0 } },
+  'thin-09-extend-nr-blocks-late': { bounds: { metaresize: 1, autocommit: 1, phased: 0 } },
+  // The planned path above: 14 runs of 4095 kernel blocks (32.5 mapping leaves each).
+  'thin-10-bop-lifo': { bounds: THIN10_BOUNDS, plan: thin10Plan() },
+  'thin-20-release-shallow-dec': RELEASE_LEAK_HUNT,
+  'thin-21-reserve-no-commit': { bounds: { metasnap: 2, autocommit: 1, phased: 0, devices: 1 } },
+  'thin-22-sb-before-flush': { bounds: { faults: 1, phased: 0 } },
+  'thin-26-alloc-stale-cursor': { bounds: { vblocks: 2, dblocks: 2, phased: 0 } },
+  'thin-27-roots-before-precommit': { bounds: { phased: 0 } },
+  'thin-28-free-count-drift': { bounds: { phased: 0 } },
   // One run of 256 kernel blocks overflows a 252-entry btree leaf (two leaves under one root);
-  // discarding the run empties both leaves, which only rebalancing folds back into the root.
-  // The planned path above (thin10Plan): 14 runs of 4095 kernel blocks (32.5 mapping leaves each).
-  'thin-10-bop-lifo': THIN10_BOUNDS,
-  'btree-remove-no-rebalance': { run: 256, devices: 1, vblocks: 1, dblocks: 1, writes: 1, fua: 0, autocommit: 1, phased: 0 },
+  // discarding the run empties both leaves, which only rebalancing folds back into the root. Five
+  // specific steps out of many candidates: over 30 seeds missed 4 times at 300 runs, never at 1000.
+  'btree-remove-no-rebalance': { bounds: { run: 256, devices: 1, vblocks: 1, dblocks: 1, writes: 1, fua: 0, autocommit: 1, phased: 0 }, runs: 1000 },
 };
 
-/**
- * Lockstep runs a mutant's path needs (five specific steps out of many candidates): measured over
- * 30 seeds, btree-remove-no-rebalance was missed 4 times at 300 runs and never at 1000.
- */
-const IMPL_MUTANT_RUNS: Readonly<Record<string, number>> = {
-  'btree-remove-no-rebalance': 1000,
-  // Missed at 500 runs by one fresh seed (1517734696); a failure ends the hunt early, so more runs
-  // cost only on such seeds.
-  'thin-20-release-shallow-dec': 2000,
-};
-
-/** Implementation mutants the lockstep runner must kill, with the bounds that reach them. */
+/** Implementation mutants the lockstep runner must kill, with what reaches them. */
 export const thinImplMutants: readonly MutantInfo[] = thinMetadataMutants.flatMap((m) => {
-  const bounds = IMPL_MUTANT_BOUNDS[m.id];
-  const runs = IMPL_MUTANT_RUNS[m.id];
-  const plan = IMPL_MUTANT_PLANS[m.id];
-  return bounds === undefined ? [] : [{ ...m, killedBy: ['lockstep' as const], bounds, ...(runs !== undefined ? { runs } : {}), ...(plan !== undefined ? { plan } : {}) }];
+  const hunt = IMPL_MUTANT_HUNTS[m.id];
+  return hunt === undefined ? [] : [{ ...m, killedBy: ['lockstep' as const], ...hunt }];
 });
