@@ -154,6 +154,7 @@ function begin(cfg: PoolConfig, s: PoolState, ev: PoolEvent): Work {
     },
     last: {
       ev: eventLabel(ev),
+      type: ev.type,
       modeFrom: s.mode,
       bind: null,
       io: null,
@@ -161,7 +162,6 @@ function begin(cfg: PoolConfig, s: PoolState, ev: PoolEvent): Work {
       mdFailures: [],
       aborts: [],
       events: [],
-      mdObsBefore: c.mdObs,
       mdObs: [],
       lwBefore: c.lwTriggered,
       dataBefore: c.dataNr,
@@ -232,6 +232,7 @@ function finish(w: Work): PoolState {
     },
     last: {
       ev: w.last.ev,
+      type: w.last.type,
       modeFrom: w.last.modeFrom,
       bind: w.last.bind,
       io: w.last.io,
@@ -239,7 +240,6 @@ function finish(w: Work): PoolState {
       mdFailures: w.last.mdFailures,
       aborts: w.last.aborts,
       events: w.last.events,
-      mdObsBefore: w.last.mdObsBefore,
       mdObs: w.last.mdObs,
       lwBefore: w.last.lwBefore,
       dataBefore: w.last.dataBefore,

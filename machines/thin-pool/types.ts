@@ -82,7 +82,9 @@ export interface MdFailure {
  * key (so two arrivals at the same pool state by different steps are checked separately).
  */
 export interface Last {
+  /** The event's label (eventLabel) and its type (what the rules compare, read on every successor). */
   readonly ev: string;
+  readonly type: string;
   readonly modeFrom: Mode;
   /** Mode chosen by bind_control_target on a resume (null when no resume happened). */
   readonly bind: Mode | null;
@@ -95,8 +97,7 @@ export interface Last {
   readonly aborts: readonly string[];
   /** dm_table_event reasons in this step: 'low-water', 'md-threshold', 'mode:<m>'. */
   readonly events: readonly string[];
-  /** Metadata free count observed before the step and after each metadata allocation of this step. */
-  readonly mdObsBefore: number;
+  /** Metadata free count observed after each metadata allocation of this step. */
   readonly mdObs: readonly MdObservation[];
   /** low_water_triggered and the space-map sizes (data old_ll, metadata ll) before the step. */
   readonly lwBefore: boolean;

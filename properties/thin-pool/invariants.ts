@@ -11,7 +11,7 @@ import { expectedOutcome } from './io-table.js';
 
 type S = MState<PoolCtx>;
 const modeOf = (s: S): Mode => s.value[0] as Mode;
-const evType = (s: S): string => (s.context.last?.ev ?? '').split(' ')[0]!;
+const evType = (s: S): string => s.context.last?.type ?? '';
 
 export function poolInvariants(profile: Profile): Invariant<S>[] {
   const fixed = profile === 'fixed';
