@@ -1,5 +1,5 @@
 // Exhaustive check of the thin-pool machine (drivers/md/dm-thin.c modes) at the model's default
-// bounds, which include one data grow (1 → 2 blocks) and one metadata grow (5 → 7 blocks) by table
+// bounds, which include one data grow (1 → 2 blocks) and one metadata grow (6 → 8 blocks) by table
 // reload (maybe_resize_data_dev / maybe_resize_metadata_dev), with metadata fault injection: the fixed
 // profile violates nothing; linux-3.14 violates exactly the shipped #15 rule (THIN-POOL-11), and its
 // path is printed. Deterministic BFS, no seeds needed.

@@ -64,6 +64,8 @@ describe('thin-pool lockstep (machine vs impl, with metadata faults)', () => {
       // Not vacuous: the pool degraded, and fail mode is only reached through an injected
       // md-io-abort (the abort after a failed metadata operation fails too).
       for (const m of ['write', 'read_only', 'fail']) expect(reach[`mode ${m}`] ?? 0, `mode ${m}`).toBeGreaterThan(0);
+      // and runs left pools suspended (a refused resume), as the spec says the probe checks.
+      expect(reach['suspended'] ?? 0, 'suspended').toBeGreaterThan(0);
       if (r.bounds === OUT_OF_SPACE_BOUNDS) for (const k of ['mode out_of_data_space', 'parked']) expect(reach[k] ?? 0, k).toBeGreaterThan(0);
     }, 600_000);
   }

@@ -67,8 +67,9 @@ describe('thin-pool triaged explorer reports', () => {
     const sys = withOperators(inst as never) as unknown as ReturnType<typeof withOperators<PoolMState>>;
     const rule6 = inst.invariants.find((i) => i.spec.includes('THIN-POOL-6'))!;
     let s = sys.initial()[0]!;
-    // A failed insert sets needs_check; the next reload grows anyway under the mutant.
-    for (const e of [{ type: '@fault', site: 'md-io' }, { type: 'write', v: 0 }, { type: 'reload', data: 2, md: 5, eins: false, bs: 1 }] as const) {
+    // A failed insert sets needs_check; the next reload grows the data device anyway under the mutant
+    // (the metadata size stays the default 6: a smaller one would be a refused shrink).
+    for (const e of [{ type: '@fault', site: 'md-io' }, { type: 'write', v: 0 }, { type: 'reload', data: 2, md: 6, eins: false, bs: 1 }] as const) {
       s = sys.step(s, e)!;
     }
     expect(s.context.needsCheck).toBe(true);

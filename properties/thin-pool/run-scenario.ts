@@ -1,7 +1,7 @@
 // Replays a named scenario (scenarios.ts) through the abstract machine step and reports the observed
 // outcome in the scenario's own terms, so tests and the CLI can compare it with the expectation.
 
-import type { Bounds, Json } from '../../checker/model.js';
+import { boundsWithDefaults, type Bounds, type Json } from '../../checker/model.js';
 import { initialPoolState, poolStep } from '../../machines/thin-pool/semantics.js';
 import type { Mode, PoolState, Profile } from '../../machines/thin-pool/types.js';
 import { poolBounds, poolConfig } from './config.js';
@@ -38,9 +38,7 @@ export function observeMachine(s: PoolState, profile: Profile): Observed {
  * can tell which scenarios lie inside the explored state space.
  */
 export function scenarioBounds(sc: Scenario): Bounds {
-  const out: Record<string, number> = {};
-  for (const [k, spec] of Object.entries(poolBounds)) out[k] = spec.default;
-  return { ...out, ...sc.bounds };
+  return boundsWithDefaults({ bounds: poolBounds }, sc.bounds);
 }
 
 /** Run the scenario on the machine; throws with the failing step if an event is not enabled. */
