@@ -38,12 +38,12 @@ for c in $(cat /cases/order); do
   dmesg -c > /dev/null
   now; echo "start $UP" > /out/$c/timing; dl=$((\${UP%.*} + limit))
   ( sh /cases/$c.sh 3>&- > /out/$c/log 2>&1; echo "$?" > /out/$c/rc; echo "$c" >&3 ) &
-  # wait for this case's own name (one that hit its watchdog may finish later) until the deadline;
-  # a signal ending read early only costs another round
+  # wait for this case's own name (one that hit its watchdog may finish later) until the deadline:
+  # each read waits only for what is left of it; a signal ending read early costs another round
   x=
   while [ "$x" != "$c" ]; do
     now; [ \${UP%.*} -ge $dl ] && break
-    read -t $limit x <&3 || x=
+    read -t $((dl - \${UP%.*})) x <&3 || x=
   done
   if [ "$x" != "$c" ]; then
     echo "@- watchdog $limit" >> /out/$c/log

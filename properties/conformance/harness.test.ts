@@ -97,7 +97,8 @@ describe('packing cases into parallel VMs and the watchdogs', () => {
     CASES.forEach((c, i) => expect(w.caseSec(i)).toBe(c.limitSec + w.slackSec));
   });
   it('the guest init waits for each case without a polling loop and marks a case that overran', () => {
-    expect(INIT_SCRIPT).toContain('read -t $limit x <&3');
+    // each read waits only for what is left of the case's deadline (a late name cannot restart it)
+    expect(INIT_SCRIPT).toContain('read -t $((dl - ${UP%.*})) x <&3');
     expect(INIT_SCRIPT).toContain('echo watchdog > /out/$c/rc');
     expect(INIT_SCRIPT).not.toMatch(/sleep 0\.1/);
   });
