@@ -7,7 +7,7 @@
 
 import { PoolMetadata } from '../impl/thin/pool-metadata.js';
 import { checkMetadata } from '../impl/thin/tools/check.js';
-import { hostTool, hostToolMany } from './golden.js';
+import { hostToolAvailable, hostToolMany } from './golden.js';
 import { deviceFromImage } from './image.js';
 import { commitShape, crashImages, epochs, parseLogWrites, META_BLOCK, type LwLog } from './logwrites.js';
 
@@ -98,7 +98,7 @@ export function checkCrashConsistency(
   const log = parseLogWrites(logBuf);
   const failures: CrashFailure[] = [];
   let flushPoints = 0, subsetImages = 0;
-  const useThinCheck = opts.thinCheck && hostTool('thin_check', Buffer.alloc(META_BLOCK), ['-V']) !== null;
+  const useThinCheck = opts.thinCheck && hostToolAvailable('thin_check');
   const forThinCheck: { label: string; image: Buffer }[] = [];
   for (const ci of crashImages(log, { imageBytes, subsetsPerEpoch: opts.subsetsPerEpoch, seed: opts.seed })) {
     if (ci.label.startsWith('flush point')) flushPoints++;

@@ -52,10 +52,19 @@ export function targetsOf(info: string): Record<string, string> {
   return out;
 }
 
+type HostTool = 'thin_check' | 'thin_dump';
+
+const hostToolPath = (tool: HostTool): string => `/usr/sbin/${tool}`;
+
+/** Whether thin-provisioning-tools' `tool` is installed on the host. */
+export function hostToolAvailable(tool: HostTool): boolean {
+  return existsSync(hostToolPath(tool));
+}
+
 /** Run a host tool on an image written to a temp file. Null when the tool is not installed. */
-export function hostTool(tool: 'thin_check' | 'thin_dump', image: Buffer, args: readonly string[] = []): { rc: number; out: string } | null {
-  const bin = `/usr/sbin/${tool}`;
-  if (!existsSync(bin)) return null;
+export function hostTool(tool: HostTool, image: Buffer, args: readonly string[] = []): { rc: number; out: string } | null {
+  const bin = hostToolPath(tool);
+  if (!hostToolAvailable(tool)) return null;
   const dir = mkdtempSync(join(tmpdir(), 'dmcheck-img-'));
   try {
     const f = join(dir, 'meta.img');
@@ -71,9 +80,9 @@ export function hostTool(tool: 'thin_check' | 'thin_dump', image: Buffer, args: 
  * hostTool over many images at once. thin_check spends ~30 ms of each run idle in io_destroy
  * (libaio teardown waits for the kernel), so they run 8 at a time; null when the tool is not installed.
  */
-export function hostToolMany(tool: 'thin_check' | 'thin_dump', images: readonly Buffer[], args: readonly string[] = []): { rc: number; out: string }[] | null {
-  const bin = `/usr/sbin/${tool}`;
-  if (!existsSync(bin)) return null;
+export function hostToolMany(tool: HostTool, images: readonly Buffer[], args: readonly string[] = []): { rc: number; out: string }[] | null {
+  const bin = hostToolPath(tool);
+  if (!hostToolAvailable(tool)) return null;
   if (images.length === 0) return [];
   const dir = mkdtempSync(join(tmpdir(), 'dmcheck-img-'));
   try {
