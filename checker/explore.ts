@@ -79,11 +79,10 @@ const MAP_LIMIT = 16_000_000;
 
 export function explore<S>(inst: Instance<S, Ev>, opts: ExploreOptions = {}): ExploreResult {
   const sys = withOperators(inst, opts.operators ?? defaultOperatorOptions);
-  // Without crash or fault operators every event is a protocol event: step the protocol directly.
-  const step = sys.operators ? sys.step : inst.system.step;
-  const events = sys.operators ? sys.events : inst.system.events;
-  const fast = inst.system.successors;
-  const successors = !sys.operators && fast !== undefined && fast.of === inst.system.step ? fast.each : undefined;
+  const { step, events } = sys;
+  // The fast path, while it belongs to the system's own step (withOperators keeps it only without operators).
+  const fast = sys.successors;
+  const successors = fast !== undefined && fast.of === step ? fast.each : undefined;
   const maxStates = Math.min(opts.maxStates ?? 5_000_000, MAP_LIMIT);
   const deadline = opts.maxSeconds !== undefined ? Date.now() + opts.maxSeconds * 1000 : Infinity;
   const checkProgress = (opts.checkProgress ?? true) && inst.quiescent !== undefined;

@@ -99,12 +99,13 @@ export function withOperators<S>(
   const base = inst.system;
   const crashes = inst.crash !== undefined && opts.crashes;
   const faults = inst.fault !== undefined && opts.faults;
+  // No operator applies: the protocol's own system, fast paths (successors, units) included.
+  if (!crashes && !faults) return { ...base, operators: false, truncatedCrashes: () => false };
   return {
-    operators: crashes || faults,
+    operators: true,
     initial: base.initial,
     key: base.key,
     events: (s) => {
-      if (!crashes && !faults) return base.events(s);
       const ops = operatorEvents(inst.crash, inst.fault, s, opts);
       if (ops.truncated) truncated = true;
       return ops.events.length ? [...base.events(s), ...ops.events] : base.events(s);

@@ -124,9 +124,8 @@ export async function replayTrace<S>(model: Model<S, Ev>, trace: Trace, opts: Re
     if (impl) {
       if (isOperatorEvent(e) || model.impl!.isExternal(e) || model.impl!.awaitApply === true) {
         try {
-          const p = impl.apply(e);
-          if (p && model.impl!.awaitApply) await p.then(undefined, (err: unknown) => implFailures.push(`${fmt(e)} failed: ${(err as Error).message}`));
-          else if (p) p.then(undefined, (err: unknown) => implFailures.push(`${fmt(e)} failed: ${(err as Error).message}`));
+          const done = impl.apply(e)?.then(undefined, (err: unknown) => implFailures.push(`${fmt(e)} failed: ${(err as Error).message}`));
+          if (model.impl!.awaitApply) await done;
         } catch (err) {
           implFailures.push(`${fmt(e)} threw: ${(err as Error).message}`);
         }
