@@ -83,6 +83,14 @@ export interface ValueType {
   readonly equal?: (a: Uint8Array, b: Uint8Array) => boolean;
 }
 
+/**
+ * dm_btree_remove's rebalancing. 'linux-3.14': `__rebalance2` merges two children below
+ * 2 · (max/3) + 1 entries, so the removal after a rebalance can leave one at max/3 − 1.
+ * 'keeps-third': 474e5595 "dm btree: increase rebalance threshold in __rebalance2()" (v5.5) merges
+ * below 2 · (max/3 + 1). 'none': seeded mutant, no rebalancing (nodes may drop below a third full).
+ */
+export type RebalancePolicy = 'linux-3.14' | 'keeps-third' | 'none';
+
 /** struct dm_btree_info. */
 export interface BtreeInfo {
   readonly tm: TransactionManager;
@@ -95,14 +103,8 @@ export interface BtreeInfo {
    * btrees").
    */
   readonly upperLevelInc: boolean;
-  /** Seeded mutant: dm_btree_remove does not rebalance (nodes may drop below a third full). */
-  readonly noRebalance?: boolean;
-  /**
-   * 474e5595 "dm btree: increase rebalance threshold in __rebalance2()" (v5.5): two children merge
-   * below 2 · (max/3 + 1) entries instead of 2 · max/3 + 1, so the removal that follows a
-   * rebalance cannot leave either below a third full. 3.14 (false) can leave max/3 − 1.
-   */
-  readonly rebalanceKeepsThird?: boolean;
+  /** How dm_btree_remove rebalances children before a removal (default 'linux-3.14'). */
+  readonly rebalance?: RebalancePolicy;
 }
 
 /** The le64 value type for upper levels (sub-tree roots). */

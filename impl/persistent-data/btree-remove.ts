@@ -113,7 +113,7 @@ function rebalance2Nodes(info: BtreeInfo, parent: Uint8Array, l: Child, r: Child
   const nrRight = nrEntries(right);
   // 3.14 merges below 2·t + 1 (t = max/3): at exactly 2·t + 1 it rebalances to t / t + 1 and the
   // removal may then take the left child to t − 1. 474e5595 merges below 2·(t + 1).
-  const threshold = info.rebalanceKeepsThird === true ? 2 * (mergeThreshold(left) + 1) : 2 * mergeThreshold(left) + 1;
+  const threshold = info.rebalance === 'keeps-third' ? 2 * (mergeThreshold(left) + 1) : 2 * mergeThreshold(left) + 1;
   if (nrLeft + nrRight < threshold) {
     // Merge right into left; right's children stay referenced through left.
     nodeCopy(left, right, -nrRight);
@@ -232,7 +232,7 @@ function removeRaw(s: ShadowSpine, info: BtreeInfo, vt: ValueType, root: number,
     if (parent) setValue64(parent.data, i, s.current().block);
     let n = s.current().data;
     if (isLeaf(n)) return doLeaf(n, key);
-    if (!info.noRebalance) rebalanceChildren(s, info, vt, key);
+    if (info.rebalance !== 'none') rebalanceChildren(s, info, vt, key);
     n = s.current().data;
     if (isLeaf(n)) return doLeaf(n, key);
     i = lowerBound(n, key);

@@ -17,7 +17,7 @@ function setup(noRebalance = false): { info: BtreeInfo; tm: TransactionManager }
   const dev = new BlockDevice(4096);
   const tm = new TransactionManager(new BlockManager(dev));
   MetadataSpaceMap.create(tm, dev.nrBlocks, 0, KERNEL_3_14_SM);
-  return { tm, info: { tm, levels: 1, vt: { size: 8 }, upperLevelInc: false, noRebalance } };
+  return { tm, info: { tm, levels: 1, vt: { size: 8 }, upperLevelInc: false, rebalance: noRebalance ? 'none' : 'linux-3.14' } };
 }
 
 function minFill(info: BtreeInfo, root: number): number {

@@ -8,7 +8,7 @@
 import { dmBlockChecksum } from './crc32c.js';
 import { MetadataError } from './errors.js';
 import type { Validator } from './block-manager.js';
-import { getU32, getU64, putU32, putU64, type BtreeInfo } from './btree-internal.js';
+import { getU32, getU64, putU32, putU64, type BtreeInfo, type RebalancePolicy } from './btree-internal.js';
 import { btreeEmpty, btreeInsert, btreeLookup } from './btree.js';
 import { btreeRemove } from './btree-remove.js';
 import type { TransactionManager } from './transaction-manager.js';
@@ -55,8 +55,8 @@ export interface SmBehaviour {
   readonly freeCountFixed: boolean;
   /** 6096d91a "fix occasional leak of a metadata block on resize": apply the queued ops when extend leaves bootstrap mode. */
   readonly extendAppliesBops: boolean;
-  /** 474e5595 in the reference-count btree's removals (BtreeInfo.rebalanceKeepsThird). */
-  readonly rebalanceKeepsThird: boolean;
+  /** How the reference-count btree's removals rebalance (474e5595 or not; BtreeInfo.rebalance). */
+  readonly rebalance: RebalancePolicy;
 }
 
 export const KERNEL_3_14_SM: SmBehaviour = {
@@ -67,7 +67,7 @@ export const KERNEL_3_14_SM: SmBehaviour = {
   bopLifo: false,
   freeCountFixed: false,
   extendAppliesBops: false,
-  rebalanceKeepsThird: false,
+  rebalance: 'linux-3.14',
 };
 
 // ---- bitmap blocks ----
@@ -171,7 +171,7 @@ export abstract class LlDisk {
     readonly tm: TransactionManager,
     readonly behaviour: SmBehaviour,
   ) {
-    this.refCountInfo = { tm, levels: 1, vt: { size: 4 }, upperLevelInc: false, rebalanceKeepsThird: behaviour.rebalanceKeepsThird };
+    this.refCountInfo = { tm, levels: 1, vt: { size: 4 }, upperLevelInc: false, rebalance: behaviour.rebalance };
   }
 
   /** dm_btree_empty for the ref-count tree. */

@@ -14,6 +14,7 @@
 
 import type { MutantInfo, Variant } from '../../checker/model.js';
 import type { SmBehaviour } from '../persistent-data/space-map-common.js';
+import type { RebalancePolicy } from '../persistent-data/btree-internal.js';
 
 export const THIN_PROFILES = ['linux-3.14', 'fixed'] as const;
 
@@ -104,9 +105,8 @@ export const THIN_METADATA_MUTANT_IDS: readonly string[] = thinMetadataMutants.m
 export interface ThinBehaviour {
   readonly sm: SmBehaviour;
   readonly upperLevelInc: boolean;
-  readonly noRebalance: boolean;
-  /** 474e5595: __rebalance2 keeps both children above a third full (BtreeInfo.rebalanceKeepsThird). */
-  readonly rebalanceKeepsThird: boolean;
+  /** The trees' rebalancing: 474e5595 under 'fixed', none under mutant btree-remove-no-rebalance. */
+  readonly rebalance: RebalancePolicy;
   readonly releaseShallow: boolean;
   readonly reserveNoCommit: boolean;
   /** a9d45396 + 5a32083d: pre-commit flushes everything, roots copied before the superblock is locked. */
@@ -141,11 +141,10 @@ export function behaviourOf(v: Variant): ThinBehaviour {
       bopLifo: m('thin-10-bop-lifo'),
       freeCountFixed: fixed && !m('thin-28-free-count-drift'),
       extendAppliesBops: fixed,
-      rebalanceKeepsThird: fixed,
+      rebalance: fixed ? 'keeps-third' : 'linux-3.14',
     },
     upperLevelInc: fixed,
-    noRebalance: m('btree-remove-no-rebalance'),
-    rebalanceKeepsThird: fixed,
+    rebalance: m('btree-remove-no-rebalance') ? 'none' : fixed ? 'keeps-third' : 'linux-3.14',
     releaseShallow: !fixed || m('thin-20-release-shallow-dec'),
     reserveNoCommit: m('thin-21-reserve-no-commit'),
     atomicCommit: fixed && !m('thin-22-sb-before-flush'),

@@ -205,10 +205,9 @@ export class PoolMetadata {
       equal: (a, b) => unpackBlockTime(a).block === unpackBlockTime(b).block,
     };
     const up = this.behaviour.upperLevelInc;
-    const nr = this.behaviour.noRebalance;
-    const k3 = this.behaviour.rebalanceKeepsThird;
-    this.info = { tm, levels: 2, vt: dataVt, upperLevelInc: up, noRebalance: nr, rebalanceKeepsThird: k3 };
-    this.blInfo = { tm, levels: 1, vt: dataVt, upperLevelInc: up, noRebalance: nr, rebalanceKeepsThird: k3 };
+    const rb = this.behaviour.rebalance;
+    this.info = { tm, levels: 2, vt: dataVt, upperLevelInc: up, rebalance: rb };
+    this.blInfo = { tm, levels: 1, vt: dataVt, upperLevelInc: up, rebalance: rb };
     const bl = this.blInfo;
     this.tlInfo = {
       tm,
@@ -220,10 +219,9 @@ export class PoolMetadata {
         equal: (a, b) => getU64(a, 0) === getU64(b, 0),
       },
       upperLevelInc: up,
-      noRebalance: nr,
-      rebalanceKeepsThird: k3,
+      rebalance: rb,
     };
-    this.detailsInfo = { tm, levels: 1, vt: { size: 24 }, upperLevelInc: up, noRebalance: nr, rebalanceKeepsThird: k3 };
+    this.detailsInfo = { tm, levels: 1, vt: { size: 24 }, upperLevelInc: up, rebalance: rb };
   }
 
   private formatMetadata(): void {
