@@ -141,17 +141,13 @@ export class PoolTarget {
     const thr = this.mutant('6-max-threshold') ? Math.max(1024, Math.floor(metadataBlocks / 4)) : calcMetadataThreshold(metadataBlocks);
     // The level-triggered mutant lives in the space map's check_threshold (test hook of the abstract metadata).
     if (this.mutant('6-level')) (this.md as { levelTriggeredThreshold?: boolean }).levelTriggeredThreshold = true;
-    let fired = false;
     this.md.registerMetadataThreshold(thr, () => {
       // metadata_low_callback; mutants change the edge into a level or drop it.
-      fired = true;
       if (!this.mutant('6-never')) this.events.push('md-threshold');
     });
-    void fired;
     this.thresholdValue = thr;
   }
   private thresholdValue = 0;
-  private lastMdFree = -1;
 
   // ---------------------------------------------------------------- modes
 
@@ -578,8 +574,5 @@ export class PoolTarget {
 
   get threshold(): number {
     return this.thresholdValue;
-  }
-  get lastMetadataFree(): number {
-    return this.lastMdFree;
   }
 }

@@ -28,9 +28,6 @@ import { checkMetadata, formatFindings } from '../../impl/thin/tools/check.js';
 import { META_BLOCKS, META_BLOCKS_GROWN, type ThinEv } from '../../machines/thin/pool-txn.js';
 import { thinBounds } from './bounds.js';
 
-/** Metadata device size for lockstep pools (4 KiB blocks); plenty for a handful of devices. */
-export const LOCKSTEP_METADATA_BLOCKS = META_BLOCKS;
-
 /** An implementation-only violation found by the adapter (selfCheck reports it). */
 export interface ImplFinding {
   readonly spec: readonly string[];
@@ -151,7 +148,8 @@ export class ThinImplHandle implements ImplHandle<Ev> {
     this.devices = get('devices');
     this.autocommit = get('autocommit') === 1;
     this.run = get('run');
-    this.meta = new HoldingDevice(LOCKSTEP_METADATA_BLOCKS);
+    // META_BLOCKS (4 KiB blocks): plenty for a handful of devices; resize_meta grows it.
+    this.meta = new HoldingDevice(META_BLOCKS);
     const pmd = PoolMetadata.format(this.meta, { variant: this.variant, dataBlockSize: 128, nrDataBlocks: this.dblocks * this.run });
     this.path = new ThinDataPath(pmd, new BlockDevice(this.dblocks * this.run), this.variant);
   }
