@@ -19,15 +19,17 @@ export interface DirtyLog {
   readonly regionCount: number;
   markRegion(region: number): void;
   clearRegion(region: number): void;
-  flush(): Promise<number>;
+  /**
+   * userspace_flush. `onCommitSent` (mutant write-before-reply only) is called once the commit
+   * request of this flush is on the wire.
+   */
+  flush(onCommitSent?: () => void): Promise<number>;
   inSync(region: number): Promise<boolean>;
   getResyncWork(): Promise<number | null>;
   setRegionSync(region: number, inSync: boolean): Promise<void>;
   getSyncCount(): Promise<number>;
   /** The mirror legs' cache flush the log may call before committing clears (flush_callback_fn). */
   flushCallback?: () => Promise<number>;
-  /** Mutant write-before-reply only: called once the commit request of a flush is on the wire. */
-  onCommitSent?: (() => void) | undefined;
 }
 
 interface FlushEntry {
@@ -78,7 +80,8 @@ export class UserspaceLog implements DirtyLog {
   private lazyGen = 0;
   private readonly o: UserspaceLogOptions;
   flushCallback?: () => Promise<number>;
-  onCommitSent?: (() => void) | undefined;
+  /** The running flush's onCommitSent (flush's argument), until it is called. */
+  private onCommitSent: (() => void) | undefined;
   tableEvents = 0;
   /** One record per userspace_flush call that sent something (for the message-cost result). */
   readonly flushCalls: { marks: number; clears: number; requests: number[] }[] = [];
@@ -178,11 +181,14 @@ export class UserspaceLog implements DirtyLog {
   }
 
   /** userspace_flush. Returns 0 or a negative errno; entries are freed either way. */
-  async flush(): Promise<number> {
+  async flush(onCommitSent?: () => void): Promise<number> {
     const before = this.o.transfer.sent.length;
     const nMarks = this.markList.length;
     const nClears = this.clearList.length;
-    const r = await this.flushInner();
+    this.onCommitSent = onCommitSent;
+    const r = await this.flushInner().finally(() => {
+      this.onCommitSent = undefined;
+    });
     if (nMarks + nClears > 0) {
       this.flushCalls.push({
         marks: nMarks,

@@ -231,15 +231,15 @@ export class MirrorSet {
     }
     for (const bio of [...sync, ...nosync]) await this.rhInc(bio.region);
     this.phase = 'w';
-    if (this.o.variant.mutant === 'write-before-reply') {
-      // Seeded: the writes go out as soon as the commit request is sent, before its reply.
-      this.o.log.onCommitSent = () => {
-        for (const bio of sync) this.dispatch(bio, this.o.legs);
-        sync.length = 0;
-      };
-    }
-    const r = await this.o.log.flush();
-    this.o.log.onCommitSent = undefined;
+    // Seeded write-before-reply: the writes go out as soon as the commit request is sent, before its reply.
+    const early =
+      this.o.variant.mutant === 'write-before-reply'
+        ? (): void => {
+            for (const bio of sync) this.dispatch(bio, this.o.legs);
+            sync.length = 0;
+          }
+        : undefined;
+    const r = await this.o.log.flush(early);
     this.phase = 'i';
     this.logFailure = this.o.variant.mutant === 'log-failure-reset' ? (r ? 1 : 0) : r ? 1 : this.logFailure;
     if (r) this.logFailureEver = 1;
