@@ -906,22 +906,16 @@ export function poolStep(cfg: PoolConfig, s: PoolState, e: PoolEvent): PoolState
         c.needsCheckDisk = false;
         c.ncGhost = false;
       }
-      c.map = cloneMap(c.cmap);
-      c.allocTx = [];
-      c.mdTx = 0;
-      c.dataNrNew = c.dataNr;
-      c.mdNrNew = c.mdNr;
+      dropInCoreTransaction(c);
       c.needsCheck = c.needsCheckDisk;
       c.failIo = false;
       c.fault = 'none';
       c.changed = false;
       c.abortedWithChanges = false;
-      c.acked = [];
       c.lwTriggered = false;
       c.timer = false;
       c.eins = c.einsReq;
-      c.mdThrArmed = true;
-      c.mdObs = -1;
+      c.mdThrArmed = true; // the new pool registers its threshold
       c.mdThr = metadataThreshold(c.mdNr);
       c.mdDevCtr = c.mdNr;
       // A fresh pool device with a table that matches the metadata.
